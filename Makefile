@@ -1,0 +1,34 @@
+# Two commands do all the set-up: `make run` starts the app, `make test` runs every test.
+# Both create (or reuse) the virtual environment .venv and install what they need into it.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 0.0.0.0
+PORT ?= 7860
+
+.PHONY: run test lint bench sandbox-image screenshots clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -e '.[local,dev]'
+	touch $(STAMP)
+
+# `env -u CI`: chainlit reads CI=true as its CI mode and replaces OPENAI_API_KEY with a fake key.
+run: $(STAMP)
+	env -u CI $(VENV)/bin/chainlit run chainlit_app.py --headless --host $(HOST) --port $(PORT)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) bench/debate_cost.py
+	$(PY) bench/overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""The four roles (planner, researcher, coder, critic), their prompts and their tools."""

@@ -1,0 +1,52 @@
+"""Role prompts, kept as markdown files in agents/prompts/ and filled with `string.Template` ($name ...)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from string import Template
+
+ROLE_DESCRIPTIONS = {
+    "planner": "Breaks the question down, plans the steps, assigns them and proposes the answer.",
+    "researcher": "Finds facts with web search, Wikipedia, web pages, YouTube, audio, images and attached files.",
+    "coder": "Writes and runs Python in a sandbox for exact computation and for reading files.",
+    "critic": "Checks each proposed answer against the evidence and the exact answer format; approves or rejects.",
+    "solo": "Answers the question alone with every tool.",
+}
+
+
+@lru_cache(maxsize=None)
+def _read(name: str) -> str:
+    return resources.files("agents").joinpath("prompts", f"{name}.md").read_text(encoding="utf-8").strip()
+
+
+def render_prompt(
+    role: str,
+    *,
+    name: str,
+    team: str,
+    roster: str,
+    tools: list[str],
+    marker: str,
+    handoff: str,
+    approval: str,
+    rejection: str,
+    override: str | None = None,
+    instructions: str | None = None,
+) -> str:
+    template = Template(override if override is not None else _read(role))
+    text = template.safe_substitute(
+        name=name,
+        team=team,
+        roster=roster,
+        tools=", ".join(tools) if tools else "none",
+        marker=marker,
+        handoff=handoff,
+        approval=approval,
+        rejection=rejection,
+        answer_rules=_read("answer_rules"),
+        untrusted=_read("untrusted"),
+    )
+    if instructions:
+        text += "\n\n" + instructions.strip()
+    return text

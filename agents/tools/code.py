@@ -1,0 +1,26 @@
+"""`run_python`: the coder's tool. Runs a program in the question's sandbox and returns what it printed."""
+
+from __future__ import annotations
+
+from autogen_core.code_executor import CodeBlock
+
+from agents.tools.registry import SafeTool, ToolContext, register
+
+RUN_PYTHON_DESCRIPTION = (
+    "Run a complete Python 3 program in an isolated sandbox without network access and return its exit "
+    "code and output. The question's attached files are in the current working directory. Always print() "
+    "the values you need; nothing else is returned."
+)
+
+
+@register("run_python", "Run Python in the question's sandbox (attachments in the working directory)")
+def make_run_python(ctx: ToolContext) -> SafeTool:
+    async def run_python(code: str) -> str:
+        if ctx.executor is None:
+            return "Error: no sandbox is configured for this team"
+        executor = await ctx.executor()
+        result = await executor.execute_code_blocks([CodeBlock(code=code, language="python")], ctx.abort)
+        output = result.output if result.output.strip() else "(no output; print() what you need)"
+        return f"exit code {result.exit_code}\n{output}"
+
+    return SafeTool(run_python, name="run_python", description=RUN_PYTHON_DESCRIPTION, max_chars=8_000)

@@ -1,0 +1,123 @@
+"""The tool registry: team YAMLs name tools, this module turns names into AutoGen tools.
+
+YAML never carries tool code (AutoGen's own component loading `exec`s tool source); it can only pick
+from what is registered here. Each tool is built per question from a ToolContext, so it sees only that
+question's folder, sandbox and abort signal.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autogen_core import CancellationToken
+from autogen_core.code_executor import CodeExecutor
+from autogen_core.models import ChatCompletionClient
+from autogen_core.tools import BaseTool, FunctionTool
+from loguru import logger
+from pydantic import ValidationError
+
+from agents.tools.text import DEFAULT_MAX_CHARS, bound, one_line
+from config.settings import Settings
+
+
+@dataclass
+class ToolContext:
+    """What a tool may touch for one question."""
+
+    settings: Settings
+    workdir: Path  # the question's folder: attachments live here, file tools may open nothing else
+    attachments: list[Path] = field(default_factory=list)
+    abort: CancellationToken = field(default_factory=CancellationToken)
+    executor: Callable[[], Awaitable[CodeExecutor]] | None = None  # the question's sandbox, started on first use
+    vision_client: ChatCompletionClient | None = None
+    allow_loopback: bool = False  # only tests serving fixtures on 127.0.0.1 turn this on
+
+
+ToolFactory = Callable[[ToolContext], BaseTool[Any, Any]]
+
+
+@dataclass(frozen=True)
+class ToolEntry:
+    name: str
+    summary: str
+    factory: ToolFactory
+    needs: str = ""  # what the tool needs to be useful (keys, extras), shown in docs and errors
+
+
+_REGISTRY: dict[str, ToolEntry] = {}
+
+
+def register(name: str, summary: str, needs: str = "") -> Callable[[ToolFactory], ToolFactory]:
+    def decorate(factory: ToolFactory) -> ToolFactory:
+        if name in _REGISTRY:
+            raise ValueError(f"tool {name!r} registered twice")
+        _REGISTRY[name] = ToolEntry(name, summary, factory, needs)
+        return factory
+
+    return decorate
+
+
+def _ensure_loaded() -> None:
+    import agents.tools  # noqa: F401  (importing the package registers every tool module)
+
+
+def tool_names() -> list[str]:
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def entries() -> list[ToolEntry]:
+    _ensure_loaded()
+    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+def unknown_tool_message(name: str) -> str:
+    hint = difflib.get_close_matches(name, tool_names(), n=1)
+    return f"unknown tool {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+
+
+def build_tools(names: list[str], ctx: ToolContext) -> list[BaseTool[Any, Any]]:
+    _ensure_loaded()
+    tools = []
+    for name in names:
+        if name not in _REGISTRY:
+            raise KeyError(unknown_tool_message(name))
+        tools.append(_REGISTRY[name].factory(ctx))
+    return tools
+
+
+class SafeTool(FunctionTool):
+    """A FunctionTool whose every outcome is text the model can use.
+
+    Exceptions, bad arguments and oversized results never reach AutoGen as errors that could end a turn
+    badly: they come back as one clear line (`Error: ...`) or a truncated text that says it was cut.
+    """
+
+    def __init__(self, func: Callable[..., Any], *, name: str, description: str, max_chars: int = DEFAULT_MAX_CHARS):
+        super().__init__(func, name=name, description=description)
+        self.max_chars = max_chars
+
+    async def run_json(
+        self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None
+    ) -> Any:
+        started = time.monotonic()
+        shown = one_line(json.dumps(dict(args), ensure_ascii=False, default=str), 160)
+        try:
+            result = await super().run_json(args, cancellation_token, call_id)
+            text = bound(self.return_value_as_string(result), self.max_chars)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            text = f"Error: bad arguments for {self.name}: {problems}"
+        except Exception as exc:
+            text = f"Error: {self.name} failed: {one_line(f'{type(exc).__name__}: {exc}', 300)}"
+        elapsed = time.monotonic() - started
+        ok = not text.startswith("Error:")
+        logger.info("tool {} {} -> {} chars in {:.2f}s{}", self.name, shown, len(text), elapsed, "" if ok else " (error)")
+        logger.debug("tool {} output: {}", self.name, text)
+        return text

@@ -1,0 +1,293 @@
+"""A ChatCompletionClient wrapper every agent's model goes through.
+
+It adds what AutoGen's clients lack or get wrong for our use:
+- retries with exponential backoff on 429, 5xx, timeouts and connection errors, honouring `retry-after`
+  (the SDKs' own retries are switched off so there is one policy, logged and tested);
+- usage accounting per agent into the run's ledger (selector calls included, streamed calls included);
+- a run-level abort token: a cancelled or timed-out run interrupts an in-flight model call at once,
+  instead of waiting for it (AutoGen's own token hangs the team when cancelled during a tool call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal, TypeVar
+
+import httpx
+from autogen_core import CancellationToken
+from autogen_core.models import (
+    ChatCompletionClient,
+    CreateResult,
+    LLMMessage,
+    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelInfo,
+    RequestUsage,
+)
+from autogen_core.tools import Tool, ToolSchema
+from loguru import logger
+from pydantic import BaseModel
+
+T = TypeVar("T")
+
+_RETRYABLE_STATUS = {408, 409, 425, 429}
+
+
+class RunAborted(Exception):
+    """The run was cancelled or ran out of time while this call was in flight."""
+
+
+class ModelCallError(Exception):
+    """A model call failed for good (after retries, or with an error that retrying cannot fix)."""
+
+
+def _status_code(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, httpx.TransportError, ConnectionError)):
+        return True
+    try:
+        import openai
+
+        if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import anthropic
+
+        if isinstance(exc, anthropic.APIConnectionError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return False
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """The server's requested wait, from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
+
+
+def retry_delay(exc: BaseException, attempt: int, base: float, cap: float) -> float | None:
+    """Seconds to wait before retrying `exc`, or None when it is not worth retrying."""
+    status = _status_code(exc)
+    retryable = _is_transport_error(exc) or status in _RETRYABLE_STATUS or (status is not None and status >= 500)
+    if not retryable:
+        return None
+    requested = retry_after_seconds(exc)
+    if requested is not None:
+        return min(requested, cap)
+    return min(cap, base * (2**attempt)) * (0.5 + random.random() / 2)
+
+
+def describe_error(exc: BaseException) -> str:
+    status = _status_code(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    prefix = f"HTTP {status}: " if status else f"{type(exc).__name__}: "
+    return (prefix + text)[:300]
+
+
+class ManagedClient(ChatCompletionClient):
+    def __init__(
+        self,
+        inner: ChatCompletionClient,
+        *,
+        agent: str,
+        provider: str,
+        model: str,
+        ledger: Any | None = None,
+        abort: CancellationToken | None = None,
+        max_retries: int = 5,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._inner = inner
+        self.agent = agent
+        self.provider = provider
+        self.model = model
+        self._ledger = ledger
+        self._abort = abort
+        self._max_retries = max_retries
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._sleep = sleep
+
+    @property
+    def inner(self) -> ChatCompletionClient:
+        return self._inner
+
+    # --- the two calls ---------------------------------------------------------------------------------
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        attempt = 0
+        while True:
+            self._check_abort()
+            try:
+                result = await self._guard(
+                    self._inner.create(
+                        messages,
+                        tools=tools,
+                        tool_choice=tool_choice,
+                        json_output=json_output,
+                        extra_create_args=extra_create_args,
+                        cancellation_token=cancellation_token,
+                    )
+                )
+            except (RunAborted, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                await self._backoff_or_raise(exc, attempt)
+                attempt += 1
+                continue
+            self._record(result.usage)
+            return result
+
+    async def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = [],
+        tool_choice: Tool | Literal["auto", "required", "none"] = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = {},
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        attempt = 0
+        while True:
+            self._check_abort()
+            stream = self._inner.create_stream(
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                json_output=json_output,
+                extra_create_args=extra_create_args,
+                cancellation_token=cancellation_token,
+            )
+            yielded = False
+            try:
+                while True:
+                    try:
+                        item = await self._guard(stream.__anext__())
+                    except StopAsyncIteration:
+                        return
+                    if isinstance(item, CreateResult):
+                        self._record(item.usage)
+                    yielded = True
+                    yield item
+            except (RunAborted, asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                # Once text reached the agent, a retry would duplicate it: only retry failures before the first chunk.
+                if yielded:
+                    raise ModelCallError(f"{self.provider} model {self.model}: {describe_error(exc)}") from exc
+                await self._backoff_or_raise(exc, attempt)
+                attempt += 1
+            finally:
+                await _aclose_quietly(stream)
+
+    # --- helpers ---------------------------------------------------------------------------------------
+    def _check_abort(self) -> None:
+        if self._abort is not None and self._abort.is_cancelled():
+            raise RunAborted("the run was stopped")
+
+    async def _guard(self, awaitable: Awaitable[T]) -> T:
+        if self._abort is None:
+            return await awaitable
+        task = asyncio.ensure_future(awaitable)
+        self._abort.link_future(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if self._abort.is_cancelled() and task.cancelled():
+                raise RunAborted("the run was stopped") from None
+            raise
+
+    async def _backoff_or_raise(self, exc: Exception, attempt: int) -> None:
+        delay = retry_delay(exc, attempt, self._base_delay, self._max_delay)
+        if delay is None or attempt >= self._max_retries:
+            why = "not retryable" if delay is None else f"gave up after {attempt + 1} attempts"
+            logger.warning("model call failed agent={} model={}: {} ({})", self.agent, self.model, describe_error(exc), why)
+            raise ModelCallError(f"{self.provider} model {self.model}: {describe_error(exc)}") from exc
+        logger.warning(
+            "model call failed agent={} model={}: {}; retry {}/{} in {:.1f}s",
+            self.agent,
+            self.model,
+            describe_error(exc),
+            attempt + 1,
+            self._max_retries,
+            delay,
+        )
+        await self._guard(self._sleep(delay))
+
+    def _record(self, usage: RequestUsage | None) -> None:
+        if self._ledger is None or usage is None:
+            return
+        self._ledger.add(self.agent, self.provider, self.model, usage.prompt_tokens, usage.completion_tokens)
+
+    # --- pass-through ----------------------------------------------------------------------------------
+    async def close(self) -> None:
+        await self._inner.close()
+
+    def actual_usage(self) -> RequestUsage:
+        return self._inner.actual_usage()
+
+    def total_usage(self) -> RequestUsage:
+        return self._inner.total_usage()
+
+    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return self._inner.count_tokens(messages, tools=tools)
+
+    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = []) -> int:
+        return self._inner.remaining_tokens(messages, tools=tools)
+
+    @property
+    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+        return self._inner.capabilities
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._inner.model_info
+
+
+async def _aclose_quietly(stream: AsyncGenerator[Any, None]) -> None:
+    try:
+        await stream.aclose()
+    except Exception:  # a broken stream must not mask the error that ended it
+        pass

@@ -1,0 +1,85 @@
+"""Runtime settings read from the environment and `.env`.
+
+Every secret is a `SecretStr`: its repr is masked, so a settings object can be logged or shown in the UI
+without leaking a key. Values left unset (None) mean "use what the team YAML says".
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProviderChoice = Literal["auto", "openai", "anthropic", "hf", "openai-compatible", "local"]
+SandboxChoice = Literal["auto", "docker", "bwrap", "subprocess"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SCORING_API = "https://agents-course-unit4-scoring.hf.space"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- model credentials -------------------------------------------------------------------------------
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
+    hf_token: SecretStr | None = Field(None, validation_alias=_env("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
+
+    # --- model choice ------------------------------------------------------------------------------------
+    llm_provider: ProviderChoice = Field("auto", validation_alias=_env("LLM_PROVIDER"))
+    llm_model: str | None = Field(None, validation_alias=_env("LLM_MODEL"))
+    hf_router_url: str = Field("https://router.huggingface.co/v1", validation_alias=_env("HF_ROUTER_URL"))
+    local_model: str = Field("Qwen/Qwen2.5-1.5B-Instruct", validation_alias=_env("LOCAL_MODEL"))
+    llm_max_retries: int = Field(5, ge=0, le=20, validation_alias=_env("LLM_MAX_RETRIES"))
+    llm_retry_base_delay: float = Field(1.0, ge=0, validation_alias=_env("LLM_RETRY_BASE_DELAY"))
+    llm_retry_max_delay: float = Field(60.0, ge=0, validation_alias=_env("LLM_RETRY_MAX_DELAY"))
+    llm_request_timeout: float = Field(120.0, gt=0, validation_alias=_env("LLM_REQUEST_TIMEOUT"))
+
+    # --- team and run limits -----------------------------------------------------------------------------
+    team: Path = Field(REPO_ROOT / "teams" / "debate.yaml", validation_alias=_env("ROUNDTABLE_TEAM"))
+    question_timeout: float | None = Field(None, gt=0, validation_alias=_env("ROUNDTABLE_QUESTION_TIMEOUT"))
+    max_turns: int | None = Field(None, gt=0, validation_alias=_env("ROUNDTABLE_MAX_TURNS"))
+    cache_dir: Path = Field(Path.home() / ".cache" / "roundtable", validation_alias=_env("ROUNDTABLE_CACHE_DIR"))
+
+    # --- sandbox -----------------------------------------------------------------------------------------
+    sandbox_backend: SandboxChoice | None = Field(None, validation_alias=_env("SANDBOX_BACKEND"))
+    sandbox_allow_subprocess: bool | None = Field(None, validation_alias=_env("SANDBOX_ALLOW_SUBPROCESS"))
+    sandbox_image: str = Field("roundtable-sandbox:latest", validation_alias=_env("SANDBOX_IMAGE"))
+
+    # --- evaluation --------------------------------------------------------------------------------------
+    scoring_api_url: str = Field(DEFAULT_SCORING_API, validation_alias=_env("SCORING_API_URL"))
+
+    # --- logging -----------------------------------------------------------------------------------------
+    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("LOG_FORMAT"))
+
+    def secret_values(self) -> list[str]:
+        """The raw secrets this process knows, so log sinks can mask them wherever they appear."""
+        values = [s.get_secret_value() for s in (self.openai_api_key, self.anthropic_api_key, self.hf_token) if s]
+        return [v for v in values if len(v) >= 6]
+
+
+def _env_file() -> str | None:
+    # ROUNDTABLE_ENV_FILE="" disables .env loading (tests use it so a developer's keys never leak in).
+    value = os.environ.get("ROUNDTABLE_ENV_FILE", ".env")
+    return value or None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings(_env_file=_env_file())  # type: ignore[call-arg]

@@ -1,0 +1,107 @@
+"""Token and cost accounting for every model call of a run, selector calls included.
+
+AutoGen's per-message `models_usage` misses speaker-selection calls and streamed replies without
+`include_usage`, so the client wrapper records each call here instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from loguru import logger
+
+
+@dataclass
+class UsageRecord:
+    agent: str
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+
+
+@dataclass
+class AgentUsage:
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_known: bool = True
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": round(self.cost_usd, 6) if self.cost_known else None,
+        }
+
+
+_GENAI_PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic"}
+
+
+def estimate_cost(provider: str, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """Price from genai-prices' bundled snapshot (no network). None when the model has no known price."""
+    if provider in ("local",):
+        return 0.0
+    try:
+        from genai_prices import Usage, calc_price
+
+        price = calc_price(
+            Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens),
+            model,
+            provider_id=_GENAI_PROVIDER_IDS.get(provider),
+        )
+        return float(Decimal(price.total_price))
+    except Exception:  # LookupError for unknown models; never let pricing break a run
+        return None
+
+
+@dataclass
+class UsageLedger:
+    records: list[UsageRecord] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, agent: str, provider: str, model: str, prompt_tokens: int, completion_tokens: int) -> None:
+        cost = estimate_cost(provider, model, prompt_tokens, completion_tokens)
+        with self._lock:
+            self.records.append(UsageRecord(agent, provider, model, prompt_tokens, completion_tokens, cost))
+        logger.debug("model call agent={} model={} tokens in={} out={}", agent, model, prompt_tokens, completion_tokens)
+
+    def by_agent(self) -> dict[str, AgentUsage]:
+        out: dict[str, AgentUsage] = {}
+        with self._lock:
+            records = list(self.records)
+        for r in records:
+            u = out.setdefault(r.agent, AgentUsage())
+            u.calls += 1
+            u.prompt_tokens += r.prompt_tokens
+            u.completion_tokens += r.completion_tokens
+            if r.cost_usd is None:
+                u.cost_known = False
+            else:
+                u.cost_usd += r.cost_usd
+        return out
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(r.prompt_tokens for r in self.records)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(r.completion_tokens for r in self.records)
+
+    @property
+    def calls(self) -> int:
+        return len(self.records)
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Total estimated cost; None if any call's model had no known price."""
+        costs = [r.cost_usd for r in self.records]
+        if any(c is None for c in costs):
+            return None
+        return float(sum(c for c in costs if c is not None))

@@ -1,0 +1,96 @@
+"""The event stream of one run, for the terminal, the Chainlit UI and the batch runner.
+
+AutoGen's own stream mixes chunks, tool events and messages without turn boundaries or usage of the
+selector; these events are the same run as our UI and CLI think of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from teams.result import Result
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    question: str
+    team: str
+    agents: list[str]
+    attachments: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    agent: str
+    turn: int
+
+
+@dataclass(frozen=True)
+class Token:
+    agent: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Thought:
+    """Text a model wrote alongside its tool calls."""
+
+    agent: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    agent: str
+    call_id: str
+    name: str
+    arguments: str  # JSON text as the model wrote it
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    agent: str
+    call_id: str
+    name: str
+    output: str
+    is_error: bool
+
+
+@dataclass(frozen=True)
+class CodeRun:
+    """A run_python call, with the code and what it printed (also reported as ToolCall/ToolResult)."""
+
+    agent: str
+    call_id: str
+    code: str
+    output: str | None  # None while running
+    exit_code: int | None
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    agent: str
+    turn: int
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class AnswerProposed:
+    agent: str
+    answer: str
+    verdict: Literal["proposed", "approved", "rejected"]
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    result: Result
+
+
+Event = (
+    RunStarted | TurnStarted | Token | Thought | ToolCall | ToolResult | CodeRun | TurnEnded | AnswerProposed | RunFinished
+)

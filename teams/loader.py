@@ -1,0 +1,173 @@
+"""Loading a team YAML with errors a user can act on: `teams/x.yaml: agents[2].tools[0]: unknown tool 'serch'`."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from agents.tools.registry import tool_names, unknown_tool_message
+from teams.schema import TeamConfig
+
+TEAMS_DIR = Path(__file__).resolve().parent
+
+
+class TeamConfigError(Exception):
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {path}: {msg}" if path else f"{source}: {msg}" for path, msg in problems))
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _fields_of(model: type, loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where an unknown key was found, for a "did you mean" hint."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        for candidate in (ann, *getattr(ann, "__args__", ())):
+            if hasattr(candidate, "model_fields"):
+                current = candidate
+                break
+            for inner in getattr(candidate, "__args__", ()):
+                if hasattr(inner, "model_fields"):
+                    current = inner
+                    break
+    return list(getattr(current, "model_fields", {}))
+
+
+def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    seen = set()
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        # Union members (str | ModelSpec) each report; keep the first message per key path.
+        loc = tuple(p for p in loc if not (isinstance(p, str) and (p in ("str", "ModelSpec") or p.startswith("dict["))))
+        path = _path(loc)
+        if path in seen:
+            continue
+        seen.add(path)
+        if err["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            hint = difflib.get_close_matches(key, _fields_of(TeamConfig, loc), n=1)
+            msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            path = _path(loc[:-1]) or "(top level)"
+            problems.append((path, msg))
+            continue
+        msg = err["msg"]
+        if err["type"] == "missing":
+            msg = "required key is missing"
+        elif err["type"] == "literal_error":
+            msg = f"{err['input']!r} is not allowed: {err['msg'].replace('Input should be ', 'expected ')}"
+        problems.append((path, msg))
+    return problems
+
+
+def check_references(cfg: TeamConfig) -> list[tuple[str, str]]:
+    """Cross-references pydantic cannot see: names of agents, model profiles and tools."""
+    problems: list[tuple[str, str]] = []
+    names = cfg.agent_names
+    known_tools = set(tool_names())
+
+    def agent_ref(path: str, name: str | None) -> None:
+        if name is not None and name not in names:
+            hint = difflib.get_close_matches(name, names, n=1)
+            problems.append((path, f"unknown agent {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")))
+
+    def model_ref(path: str, ref: object) -> None:
+        if isinstance(ref, str) and ref not in cfg.models:
+            problems.append((path, f"unknown model profile {ref!r} (defined: {', '.join(cfg.models) or 'none'})"))
+
+    seen: set[str] = set()
+    for i, agent in enumerate(cfg.agents):
+        if agent.name in seen:
+            problems.append((f"agents[{i}].name", f"duplicate agent name {agent.name!r}"))
+        seen.add(agent.name)
+        model_ref(f"agents[{i}].model", agent.model)
+        for j, tool in enumerate(agent.tools):
+            if tool not in known_tools:
+                problems.append((f"agents[{i}].tools[{j}]", unknown_tool_message(tool)))
+    sel = cfg.selection
+    agent_ref("selection.first", sel.first)
+    agent_ref("selection.reviewer", sel.reviewer)
+    for src, dst in sel.default_next.items():
+        agent_ref(f"selection.default_next.{src}", src)
+        agent_ref(f"selection.default_next.{src}", dst)
+    if sel.mode == "llm":
+        model_ref("selection.model", sel.model)
+    if sel.mode in ("rules", "llm") and len(cfg.agents) < 2:
+        problems.append(("selection.mode", f"{sel.mode!r} needs at least two agents; use 'round_robin'"))
+    agent_ref("termination.approver", cfg.termination.approver)
+    return problems
+
+
+def parse_team(data: Any, source: str = "<team>") -> TeamConfig:
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise TeamConfigError(source, [("", f"a team config must be a mapping of keys, but the file is {kind}")])
+    try:
+        cfg = TeamConfig.model_validate(data)
+    except ValidationError as exc:
+        raise TeamConfigError(source, _pydantic_problems(exc)) from None
+    problems = check_references(cfg)
+    if problems:
+        raise TeamConfigError(source, problems)
+    return cfg
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def resolve_team_path(ref: str | Path) -> Path:
+    """A path, or a bare name looked up in teams/ (`debate` -> teams/debate.yaml)."""
+    path = Path(ref)
+    if path.exists():
+        return path
+    for candidate in (TEAMS_DIR / path, TEAMS_DIR / f"{path}.yaml", TEAMS_DIR / path.name):
+        if candidate.exists():
+            return candidate
+    return path
+
+
+def load_team(ref: str | Path) -> TeamConfig:
+    path = resolve_team_path(ref)
+    source = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TeamConfigError(source, [("", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TeamConfigError(source, [("", f"cannot read the file: {exc}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TeamConfigError(source, [(where, f"invalid YAML: {problem}")]) from None
+    return parse_team(data, source)
+
+
+def available_teams() -> list[Path]:
+    return sorted(TEAMS_DIR.glob("*.yaml"))

@@ -1,0 +1,77 @@
+"""What a run produces: the answer and everything needed to trust, debug and price it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from config.usage import AgentUsage
+
+StopReason = Literal["approved", "answered", "max_turns", "timeout", "cancelled", "error", "no_answer"]
+
+
+@dataclass
+class TraceEntry:
+    source: str
+    kind: str  # TextMessage, ToolCallRequestEvent, ...
+    content: str
+
+
+@dataclass
+class Proposal:
+    agent: str
+    answer: str
+    verdict: Literal["proposed", "approved", "rejected"] = "proposed"
+
+
+@dataclass
+class Result:
+    question: str
+    answer: str  # normalised, exact-match ready; "" when the run produced none
+    raw_answer: str | None
+    approved: bool
+    stop_reason: StopReason
+    stop_detail: str
+    duration_s: float
+    usage: dict[str, AgentUsage] = field(default_factory=dict)
+    trace: list[TraceEntry] = field(default_factory=list)
+    proposals: list[Proposal] = field(default_factory=list)
+    team: str = ""
+    models: dict[str, str] = field(default_factory=dict)  # agent -> provider/model
+    run_id: str = ""
+    error: str | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(u.prompt_tokens for u in self.usage.values())
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(u.completion_tokens for u in self.usage.values())
+
+    @property
+    def model_calls(self) -> int:
+        return sum(u.calls for u in self.usage.values())
+
+    @property
+    def cost_usd(self) -> float | None:
+        if any(not u.cost_known for u in self.usage.values()):
+            return None
+        return round(sum(u.cost_usd for u in self.usage.values()), 6)
+
+    @property
+    def provisional(self) -> bool:
+        """The answer exists but nobody approved it (timeout, turn cap, error)."""
+        return bool(self.answer) and not self.approved
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["usage"] = {k: v.as_dict() for k, v in self.usage.items()}
+        data.update(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            model_calls=self.model_calls,
+            cost_usd=self.cost_usd,
+            provisional=self.provisional,
+        )
+        return data

@@ -1,0 +1,456 @@
+"""Running one question through a team: `solve()` for a Result, `Run.events()` for the live stream.
+
+Stopping (timeout or cancel) never waits on AutoGen's CancellationToken, which hangs a team cancelled
+during a tool call (autogen#7007). Instead the run's own abort token interrupts model calls, tools and
+the sandbox at once, ExternalTermination ends the group chat, and a bounded hard cancel is the last
+resort. Whatever happens, the best answer proposed so far is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autogen_agentchat.base import TaskResult
+from autogen_agentchat.messages import (
+    BaseChatMessage,
+    ModelClientStreamingChunkEvent,
+    SelectSpeakerEvent,
+    StopMessage,
+    ThoughtEvent,
+    ToolCallExecutionEvent,
+    ToolCallRequestEvent,
+)
+from autogen_core import CancellationToken
+from autogen_core.code_executor import CodeExecutor
+from autogen_core.models import ChatCompletionClient
+from loguru import logger
+
+from agents.tools.registry import ToolContext
+from agents.tools.text import one_line
+from config.client import ManagedClient
+from config.models import ModelSpec
+from config.providers import build_client
+from config.settings import Settings, get_settings
+from config.usage import UsageLedger
+from sandbox import Limits, create_executor
+from teams import events as ev
+from teams.answer import find_answers, normalise_answer
+from teams.build import BuiltTeam, build_team
+from teams.result import Proposal, Result, StopReason, TraceEntry
+from teams.schema import TeamConfig
+from teams.termination import is_rejection
+
+STOP_GRACE_S = 5.0  # how long a stopping team may take to unwind before its task is cancelled
+HARD_CANCEL_WAIT_S = 2.0
+
+ClientFactory = Callable[[ModelSpec, str, UsageLedger, CancellationToken], ChatCompletionClient]
+
+
+@dataclass
+class Question:
+    text: str
+    attachments: list[Path] = field(default_factory=list)
+    task_id: str | None = None
+
+
+class _Done:
+    pass
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
+_WAKE = object()
+_EXIT_CODE = re.compile(r"^exit code (-?\d+)")
+
+
+def task_text(question: Question) -> str:
+    if not question.attachments:
+        return question.text
+    names = ", ".join(p.name for p in question.attachments)
+    return f"{question.text}\n\nAttached file(s), in the question's folder: {names}"
+
+
+class Run:
+    """One question, one team. Iterate `events()` once; call `cancel()` from anywhere to stop it."""
+
+    def __init__(
+        self,
+        question: Question | str,
+        team: TeamConfig,
+        *,
+        settings: Settings | None = None,
+        client_factory: ClientFactory | None = None,
+        timeout_s: float | None = None,
+        max_turns: int | None = None,
+        run_id: str | None = None,
+        allow_loopback: bool = False,
+    ) -> None:
+        self.question = question if isinstance(question, Question) else Question(question)
+        self.cfg = team
+        self.settings = settings or get_settings()
+        self.run_id = run_id or uuid.uuid4().hex[:8]
+        self.timeout_s = timeout_s or self.settings.question_timeout or team.termination.timeout_seconds
+        self.max_turns = max_turns or self.settings.max_turns or team.termination.max_turns
+        self.ledger = UsageLedger()
+        self.abort = CancellationToken()
+        self.result: Result | None = None
+        self._client_factory = client_factory
+        self._allow_loopback = allow_loopback
+        self._stop_kind: StopReason | None = None
+        self._stop_detail = ""
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._executor: CodeExecutor | None = None
+        self._executor_lock = asyncio.Lock()
+        self._staged: list[Path] = []
+        self._log = logger.bind(run_id=self.run_id, question_id=self.question.task_id or "-")
+        # per-run bookkeeping while translating AutoGen's stream
+        self._trace: list[TraceEntry] = []
+        self._proposals: list[Proposal] = []
+        self._speaker: str | None = None
+        self._turn = 0
+        self._turn_ledger_start = 0
+        self._code_calls: dict[str, str] = {}
+        self._task_result: TaskResult | None = None
+        self._failure: BaseException | None = None
+        self._built: BuiltTeam | None = None
+
+    # --- control -------------------------------------------------------------------------------------
+    def cancel(self, reason: str = "stopped by the user") -> None:
+        self._request_stop("cancelled", reason)
+
+    def _request_stop(self, kind: StopReason, detail: str) -> None:
+        if self._stop_kind is not None:
+            return
+        self._stop_kind, self._stop_detail = kind, detail
+        self._log.info("stopping run: {} ({})", kind, detail)
+        if self._built is not None:
+            self._built.external.set()
+        self.abort.cancel()  # interrupts in-flight model calls, tools and sandbox runs
+        self._queue.put_nowait(_WAKE)
+
+    # --- resources -----------------------------------------------------------------------------------
+    def _client(self, spec: ModelSpec, agent: str) -> ChatCompletionClient:
+        if self._client_factory is not None:
+            return self._client_factory(spec, agent, self.ledger, self.abort)
+        return build_client(spec, self.settings, agent=agent, ledger=self.ledger, abort=self.abort)
+
+    async def _get_executor(self) -> CodeExecutor:
+        async with self._executor_lock:
+            if self._executor is None:
+                sb = self.cfg.sandbox
+                executor = create_executor(
+                    self.settings.sandbox_backend or sb.backend,
+                    files=list(self._staged),
+                    limits=Limits(timeout_s=sb.timeout_seconds, memory_mb=sb.memory_mb),
+                    allow_subprocess=sb.allow_subprocess
+                    if self.settings.sandbox_allow_subprocess is None
+                    else self.settings.sandbox_allow_subprocess,
+                )
+                await executor.start()
+                self._executor = executor
+            return self._executor
+
+    def _stage_attachments(self) -> Path:
+        workdir = Path(tempfile.mkdtemp(prefix=f"roundtable-{self.run_id}-"))
+        for src in self.question.attachments:
+            dest = workdir / Path(src).name
+            shutil.copyfile(src, dest)
+            self._staged.append(dest)
+        return workdir
+
+    # --- the run -------------------------------------------------------------------------------------
+    async def events(self) -> AsyncIterator[ev.Event]:
+        started = time.monotonic()
+        workdir = self._stage_attachments()
+        producer: asyncio.Task[None] | None = None
+        try:
+            tool_ctx = ToolContext(
+                settings=self.settings,
+                workdir=workdir,
+                attachments=list(self._staged),
+                abort=self.abort,
+                executor=self._get_executor,
+                allow_loopback=self._allow_loopback,
+            )
+            try:
+                self._built = build_team(
+                    self.cfg,
+                    client_for=self._client,
+                    tool_ctx=tool_ctx,
+                    max_turns=self.max_turns,
+                    timeout_s=self.timeout_s,
+                    on_select=lambda name: self._queue.put_nowait(SelectSpeakerEvent(content=[name], source="rules")),
+                )
+                tool_ctx.vision_client = next(
+                    (c for c in self._built.clients.values() if c.model_info.get("vision")), None
+                )
+            except Exception as exc:
+                self._failure = exc
+                self._request_stop("error", f"cannot build the team: {one_line(str(exc))}")
+            yield ev.RunStarted(
+                self.run_id,
+                self.question.text,
+                self.cfg.name,
+                self.cfg.agent_names,
+                [p.name for p in self._staged],
+            )
+            if self._built is not None and self._failure is None:
+                self._log.info("run started: team={} agents={} question={}", self.cfg.name, ",".join(self.cfg.agent_names), one_line(self.question.text, 100))
+                with logger.contextualize(run_id=self.run_id, question_id=self.question.task_id or "-"):
+                    # Created inside the context so every AutoGen task of this run logs with our ids.
+                    producer = asyncio.create_task(self._pump(self._built))
+                async for item in self._drain(started, producer):
+                    yield item
+        finally:
+            if producer is not None and not producer.done():
+                producer.cancel()
+                await asyncio.wait({producer}, timeout=HARD_CANCEL_WAIT_S)
+            await self._release(workdir)
+        self.result = self._finish(time.monotonic() - started)
+        self._log.info(
+            "run finished: stop={} answer={!r} tokens in={} out={} in {:.1f}s",
+            self.result.stop_reason,
+            self.result.answer,
+            self.result.prompt_tokens,
+            self.result.completion_tokens,
+            self.result.duration_s,
+        )
+        yield ev.RunFinished(self.result)
+
+    async def _pump(self, built: BuiltTeam) -> None:
+        try:
+            async for item in built.team.run_stream(task=task_text(self.question)):
+                await self._queue.put(item)
+        except Exception as exc:  # an agent error ends the group chat; keep what we have
+            await self._queue.put(_Failed(exc))
+        finally:
+            await self._queue.put(_Done())
+
+    async def _drain(self, started: float, producer: asyncio.Task[None]) -> AsyncIterator[ev.Event]:
+        deadline = started + self.timeout_s
+        stop_deadline: float | None = None
+        while True:
+            now = time.monotonic()
+            if self._stop_kind is None and now >= deadline:
+                self._request_stop("timeout", f"the {self.timeout_s:g}s time limit was reached")
+            if self._stop_kind is not None and stop_deadline is None:
+                stop_deadline = now + STOP_GRACE_S
+            wait_until = stop_deadline if stop_deadline is not None else deadline
+            try:
+                item = await asyncio.wait_for(self._queue.get(), timeout=max(0.0, wait_until - now))
+            except asyncio.TimeoutError:
+                if stop_deadline is not None and time.monotonic() >= stop_deadline:
+                    self._log.warning("team did not stop within {:.0f}s; cancelling its task", STOP_GRACE_S)
+                    producer.cancel()
+                    await asyncio.wait({producer}, timeout=HARD_CANCEL_WAIT_S)
+                    return
+                continue
+            if item is _WAKE:
+                continue
+            if isinstance(item, _Done):
+                return
+            if isinstance(item, _Failed):
+                self._failure = item.error
+                continue
+            for event in self._translate(item):
+                yield event
+
+    async def _release(self, workdir: Path) -> None:
+        if self._executor is not None:
+            try:
+                await asyncio.wait_for(self._executor.stop(), timeout=30)
+            except Exception as exc:
+                self._log.warning("sandbox did not stop cleanly: {}", one_line(str(exc)))
+        if self._built is not None:
+            for client in self._built.clients.values():
+                try:
+                    await client.close()
+                except Exception:
+                    pass
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    # --- AutoGen stream -> our events ----------------------------------------------------------------
+    def _start_turn(self, agent: str) -> list[ev.Event]:
+        if agent == self._speaker:
+            return []
+        self._speaker = agent
+        self._turn += 1
+        self._turn_ledger_start = len(self.ledger.records)
+        return [ev.TurnStarted(agent, self._turn)]
+
+    def _translate(self, item: Any) -> list[ev.Event]:
+        out: list[ev.Event] = []
+        if isinstance(item, TaskResult):
+            self._task_result = item
+            return out
+        if isinstance(item, SelectSpeakerEvent):  # from our rules or AutoGen's LLM selector
+            names = item.content if isinstance(item.content, list) else [str(item.content)]
+            if names and names[0] in self.cfg.agent_names:
+                out += self._start_turn(names[0])
+            return out
+        source = getattr(item, "source", "")
+        if source == "user" or source not in self.cfg.agent_names:
+            if isinstance(item, BaseChatMessage) and not isinstance(item, StopMessage) and source != "user":
+                self._trace.append(TraceEntry(source, type(item).__name__, item.to_text()))
+            return out
+        out += self._start_turn(source)
+        if isinstance(item, ModelClientStreamingChunkEvent):
+            if item.content:
+                out.append(ev.Token(source, item.content))
+            return out
+        self._trace.append(TraceEntry(source, type(item).__name__, item.to_text()))
+        if isinstance(item, ThoughtEvent):
+            out.append(ev.Thought(source, item.content))
+        elif isinstance(item, ToolCallRequestEvent):
+            for call in item.content:
+                out.append(ev.ToolCall(source, call.id, call.name, call.arguments))
+                if call.name == "run_python":
+                    code = _code_argument(call.arguments)
+                    self._code_calls[call.id] = code
+                    out.append(ev.CodeRun(source, call.id, code, None, None))
+        elif isinstance(item, ToolCallExecutionEvent):
+            for res in item.content:
+                out.append(ev.ToolResult(source, res.call_id, res.name, res.content, res.is_error))
+                if res.call_id in self._code_calls:
+                    m = _EXIT_CODE.match(res.content)
+                    out.append(
+                        ev.CodeRun(
+                            source,
+                            res.call_id,
+                            self._code_calls.pop(res.call_id),
+                            res.content,
+                            int(m.group(1)) if m else None,
+                        )
+                    )
+        elif isinstance(item, BaseChatMessage):
+            out += self._end_turn(source, item)
+        return out
+
+    def _end_turn(self, agent: str, message: BaseChatMessage) -> list[ev.Event]:
+        text = message.to_text()
+        records = [r for r in self.ledger.records[self._turn_ledger_start :] if r.agent == agent]
+        prompt = sum(r.prompt_tokens for r in records)
+        completion = sum(r.completion_tokens for r in records)
+        out: list[ev.Event] = [ev.TurnEnded(agent, self._turn, text, prompt, completion)]
+        self._speaker = None
+        self._log.info(
+            "turn {} {}: {} calls, tokens in={} out={}: {}", self._turn, agent, len(records), prompt, completion, one_line(text, 120)
+        )
+        self._log.debug("turn {} {} full text: {}", self._turn, agent, text)
+        approval = self._built.approval if self._built else None
+        answers = find_answers(text, self.cfg.answer.marker)
+        if approval is not None and agent == approval.approver:
+            if approval.approves(message):
+                proposal = Proposal(agent, answers[-1], "approved")
+                self._proposals.append(proposal)
+                out.append(ev.AnswerProposed(agent, proposal.answer, "approved"))
+                return out
+            if is_rejection(text, self.cfg.termination.rejection_marker):
+                pending = next((p for p in reversed(self._proposals) if p.verdict == "proposed"), None)
+                if pending is not None:
+                    pending.verdict = "rejected"
+                    out.append(ev.AnswerProposed(pending.agent, pending.answer, "rejected"))
+                return out
+        if answers:
+            proposal = Proposal(agent, answers[-1])
+            self._proposals.append(proposal)
+            out.append(ev.AnswerProposed(agent, proposal.answer, "proposed"))
+        return out
+
+    # --- the result ----------------------------------------------------------------------------------
+    def _finish(self, duration: float) -> Result:
+        # AutoGen resets terminations when a run ends, so approval is read from the translated stream.
+        approved_by = next((p.agent for p in self._proposals if p.verdict == "approved"), None)
+        approved = approved_by is not None
+        stop: StopReason
+        detail = self._stop_detail
+        error = None
+        if approved:
+            stop, detail = "approved", f"approved by {approved_by}"
+        elif self._stop_kind is not None:
+            stop = self._stop_kind
+            if stop == "error" and self._failure is not None:
+                error = one_line(str(self._failure), 500)
+        elif self._failure is not None:
+            stop, error = "error", _describe_failure(self._failure)
+            detail = error
+        elif self._task_result is not None and "maximum number of turns" in (self._task_result.stop_reason or "").lower():
+            stop, detail = "max_turns", f"the {self.max_turns}-turn limit was reached"
+        elif self._task_result is not None and "timeout" in (self._task_result.stop_reason or "").lower():
+            stop, detail = "timeout", f"the {self.timeout_s:g}s time limit was reached"
+        else:
+            stop, detail = "no_answer", (self._task_result.stop_reason if self._task_result else "") or "the team stopped"
+
+        raw: str | None = None
+        if approved:
+            raw = next(p.answer for p in reversed(self._proposals) if p.verdict == "approved")
+        elif self.cfg.answer.on_stop == "best_proposed" and self._proposals:
+            best = next((p for p in reversed(self._proposals) if p.verdict != "rejected"), self._proposals[-1])
+            raw = best.answer
+        answer = (normalise_answer(raw) if self.cfg.answer.normalise else raw.strip()) if raw else ""
+        models = {}
+        if self._built is not None:
+            for name, client in self._built.clients.items():
+                if isinstance(client, ManagedClient):
+                    models[name] = f"{client.provider}/{client.model}"
+        return Result(
+            question=self.question.text,
+            answer=answer,
+            raw_answer=raw,
+            approved=approved,
+            stop_reason=stop,
+            stop_detail=detail,
+            duration_s=duration,
+            usage=self.ledger.by_agent(),
+            trace=self._trace,
+            proposals=list(self._proposals),
+            team=self.cfg.name,
+            models=models,
+            run_id=self.run_id,
+            error=error,
+        )
+
+
+def _code_argument(arguments: str) -> str:
+    try:
+        data = json.loads(arguments)
+    except json.JSONDecodeError:
+        return arguments
+    return str(data.get("code", arguments)) if isinstance(data, dict) else arguments
+
+
+def _describe_failure(exc: BaseException) -> str:
+    text = str(exc)
+    # AutoGen wraps agent errors as "RuntimeError: <Type>: <message>\nTraceback..."; keep the first line.
+    return one_line(text.splitlines()[0] if text else type(exc).__name__, 500)
+
+
+async def solve(
+    question: Question | str,
+    team: TeamConfig,
+    *,
+    on_event: Callable[[ev.Event], Any] | None = None,
+    **kwargs: Any,
+) -> Result:
+    """Run one question to its end and return the Result (events go to `on_event` if given)."""
+    run = Run(question, team, **kwargs)
+    async for event in run.events():
+        if on_event is not None:
+            maybe = on_event(event)
+            if asyncio.iscoroutine(maybe):
+                await maybe
+    assert run.result is not None
+    return run.result

@@ -1,0 +1,101 @@
+"""The team YAML schema (documented in README "Team configs"). Structure is checked by pydantic here;
+references between parts (agent names, model profiles, tool names) are checked in teams/loader.py so each
+error can name its exact key path."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from config.models import ModelSpec
+
+Role = Literal["planner", "researcher", "coder", "critic", "solo"]
+AGENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,39}$"  # AutoGen requires Python identifiers as agent names
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ContextSpec(Strict):
+    """What an agent's model sees of the shared history on each call."""
+
+    keep_last: int = Field(12, ge=2, description="messages kept after the question (older ones are dropped)")
+    old_tool_result_chars: int = Field(1_500, ge=100, description="older tool results are cut to this size")
+    message_chars: int = Field(6_000, ge=200, description="any single message is cut to this size")
+
+
+class AgentSpec(Strict):
+    name: str = Field(pattern=AGENT_NAME_PATTERN)
+    role: Role
+    description: str | None = Field(None, description="one line used by an LLM speaker selector")
+    instructions: str | None = Field(None, description="extra text appended to the role's prompt")
+    prompt: str | None = Field(None, description="replaces the role's built-in prompt entirely")
+    model: str | ModelSpec = Field("default", description="a profile name from `models:` or an inline spec")
+    tools: list[str] = Field(default_factory=list)
+    stream: bool = True
+    max_tool_iterations: int = Field(6, ge=1, le=30)
+    context: ContextSpec = Field(default_factory=ContextSpec)
+
+
+class SelectionSpec(Strict):
+    """Who speaks next.
+
+    - `rules`: deterministic and free. The first speaker opens; any message that proposes a final answer
+      goes to the reviewer; a message with `NEXT: <agent>` hands over; otherwise `default_next`.
+    - `llm`: the same rules where they apply, an LLM picks from the others otherwise.
+    - `round_robin`: agents in order (the only choice for a one-agent team).
+    """
+
+    mode: Literal["rules", "llm", "round_robin"] = "rules"
+    first: str | None = None
+    reviewer: str | None = None
+    handoff_marker: str = "NEXT:"
+    default_next: dict[str, str] = Field(default_factory=dict)
+    prompt: str | None = Field(None, description="LLM selector prompt with {roles}, {participants}, {history}")
+    model: str | ModelSpec = "default"
+
+
+class TerminationSpec(Strict):
+    approver: str | None = Field(None, description="the agent whose approved final answer ends the run")
+    approval_marker: str | None = Field("APPROVED", description="text the approver must write; null = any answer")
+    rejection_marker: str = "REJECTED"
+    max_turns: int = Field(16, ge=1, le=200)
+    timeout_seconds: float = Field(600, gt=0)
+
+
+class AnswerSpec(Strict):
+    marker: str = "FINAL ANSWER:"
+    normalise: bool = True
+    on_stop: Literal["best_proposed", "none"] = Field(
+        "best_proposed", description="what a timed-out or turn-capped run returns"
+    )
+
+
+class SandboxSpec(Strict):
+    backend: Literal["auto", "docker", "bwrap", "subprocess"] = "auto"
+    allow_subprocess: bool = False
+    timeout_seconds: float = Field(60, gt=0, le=3600)
+    memory_mb: int = Field(1024, ge=64, le=65536)
+
+
+class TeamConfig(Strict):
+    name: str
+    description: str = ""
+    models: dict[str, ModelSpec] = Field(default_factory=lambda: {"default": ModelSpec()})
+    agents: list[AgentSpec] = Field(min_length=1)
+    selection: SelectionSpec = Field(default_factory=SelectionSpec)
+    termination: TerminationSpec = Field(default_factory=TerminationSpec)
+    answer: AnswerSpec = Field(default_factory=AnswerSpec)
+    sandbox: SandboxSpec = Field(default_factory=SandboxSpec)
+
+    def agent(self, name: str) -> AgentSpec:
+        return next(a for a in self.agents if a.name == name)
+
+    @property
+    def agent_names(self) -> list[str]:
+        return [a.name for a in self.agents]
+
+    def model_spec(self, ref: str | ModelSpec) -> ModelSpec:
+        return ref if isinstance(ref, ModelSpec) else self.models[ref]
