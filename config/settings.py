@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     sandbox_allow_subprocess: bool | None = Field(None, validation_alias=_env("SANDBOX_ALLOW_SUBPROCESS"))
     sandbox_image: str = Field("roundtable-sandbox:latest", validation_alias=_env("SANDBOX_IMAGE"))
 
+    hf_endpoint: str = Field("https://huggingface.co", validation_alias=_env("HF_ENDPOINT"))
+
     # --- evaluation --------------------------------------------------------------------------------------
     scoring_api_url: str = Field(DEFAULT_SCORING_API, validation_alias=_env("SCORING_API_URL"))
 

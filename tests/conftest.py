@@ -18,6 +18,8 @@ _SECRET_VARS = (
     "ANTHROPIC_API_KEY",
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",
+    "HF_ENDPOINT",
+    "SCORING_API_URL",
     "OPENAI_BASE_URL",
     "ANTHROPIC_BASE_URL",
     "LLM_PROVIDER",
@@ -61,7 +63,6 @@ def _offline_and_clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for var in _SECRET_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ROUNDTABLE_ENV_FILE", "")  # never read a developer's .env
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Starts a Docker engine if none answers, and waits until it does.
+set -euo pipefail
+if docker info >/dev/null 2>&1; then exit 0; fi
+mkdir -p /var/log
+(dockerd >/var/log/dockerd.log 2>&1 &)
+for _ in $(seq 1 60); do
+  if docker info >/dev/null 2>&1; then echo "docker engine is up"; exit 0; fi
+  sleep 1
+done
+echo "docker engine did not start; last log lines:" >&2
+tail -n 30 /var/log/dockerd.log >&2
+exit 1
