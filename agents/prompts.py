@@ -45,6 +45,8 @@ def render_prompt(
         approval=approval,
         rejection=rejection,
         answer_rules=_read("answer_rules"),
+        # Researcher and coder only propose; the full rules go to whoever states or approves the final form.
+        answer_form=_read("answer_form_short"),
         untrusted=_read("untrusted"),
     )
     if instructions:

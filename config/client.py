@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
@@ -53,13 +54,19 @@ def _status_code(exc: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+class EmptyReply(Exception):
+    """The model answered with neither text nor tool calls (a filtered or broken reply)."""
+
+
 def _is_transport_error(exc: BaseException) -> bool:
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, httpx.TransportError, ConnectionError)):
+    # Malformed bodies (a proxy's HTML error page sent with status 200, a cut-off stream) are usually
+    # transient, so they are retried like connection errors.
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, httpx.TransportError, ConnectionError, json.JSONDecodeError, EmptyReply)):
         return True
     try:
         import openai
 
-        if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+        if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError)):  # + APITimeoutError
             return True
     except ImportError:  # pragma: no cover
         pass
@@ -142,6 +149,10 @@ class ManagedClient(ChatCompletionClient):
         self._sleep = sleep
 
     @property
+    def _who(self) -> str:
+        return f"{self.agent}'s model {self.provider}/{self.model}"
+
+    @property
     def inner(self) -> ChatCompletionClient:
         return self._inner
 
@@ -177,6 +188,10 @@ class ManagedClient(ChatCompletionClient):
                 attempt += 1
                 continue
             self._record(result.usage)
+            if _is_empty(result) and attempt < self._max_retries:
+                await self._backoff_or_raise(EmptyReply("the model returned an empty reply"), attempt)
+                attempt += 1
+                continue
             return result
 
     async def create_stream(
@@ -209,14 +224,17 @@ class ManagedClient(ChatCompletionClient):
                         return
                     if isinstance(item, CreateResult):
                         self._record(item.usage)
-                    yielded = True
+                        if not yielded and _is_empty(item) and attempt < self._max_retries:
+                            raise EmptyReply("the model returned an empty reply")
+                    elif item:
+                        yielded = True
                     yield item
             except (RunAborted, asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:
                 # Once text reached the agent, a retry would duplicate it: only retry failures before the first chunk.
                 if yielded:
-                    raise ModelCallError(f"{self.provider} model {self.model}: {describe_error(exc)}") from exc
+                    raise ModelCallError(f"{self._who}: {describe_error(exc)}") from exc
                 await self._backoff_or_raise(exc, attempt)
                 attempt += 1
             finally:
@@ -244,7 +262,7 @@ class ManagedClient(ChatCompletionClient):
         if delay is None or attempt >= self._max_retries:
             why = "not retryable" if delay is None else f"gave up after {attempt + 1} attempts"
             logger.warning("model call failed agent={} model={}: {} ({})", self.agent, self.model, describe_error(exc), why)
-            raise ModelCallError(f"{self.provider} model {self.model}: {describe_error(exc)}") from exc
+            raise ModelCallError(f"{self._who}: {describe_error(exc)} ({why})") from exc
         logger.warning(
             "model call failed agent={} model={}: {}; retry {}/{} in {:.1f}s",
             self.agent,
@@ -284,6 +302,10 @@ class ManagedClient(ChatCompletionClient):
     @property
     def model_info(self) -> ModelInfo:
         return self._inner.model_info
+
+
+def _is_empty(result: CreateResult) -> bool:
+    return not result.content or (isinstance(result.content, str) and not result.content.strip())
 
 
 async def _aclose_quietly(stream: AsyncGenerator[Any, None]) -> None:

@@ -7,6 +7,8 @@ configured provider in the order OpenAI > Anthropic > HF > openai-compatible > l
 from __future__ import annotations
 
 import importlib.util
+import ssl
+from functools import lru_cache
 from typing import Any
 
 from autogen_core import CancellationToken
@@ -76,6 +78,33 @@ def resolve_model(spec: ModelSpec, provider: ProviderName, settings: Settings) -
     return name
 
 
+@lru_cache(maxsize=2)
+def _ssl_context(library: str) -> ssl.SSLContext:
+    """One verified TLS context per HTTP library, shared by every client of the process.
+
+    Each new SDK client otherwise loads the CA bundle again (~30 ms), and a run builds one client per agent.
+    """
+    if library == "httpx2":
+        import httpx2
+
+        return httpx2.create_ssl_context()
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
+def _openai_http_client() -> Any:
+    import openai
+
+    return openai.DefaultAsyncHttpxClient(verify=_ssl_context("httpx2"))
+
+
+def _anthropic_http_client() -> Any:
+    import anthropic
+
+    return anthropic.DefaultAsyncHttpxClient(verify=_ssl_context("httpx"))
+
+
 def _model_info(caps: Capabilities) -> ModelInfo:
     return ModelInfo(
         vision=caps.vision,
@@ -94,6 +123,7 @@ def _openai_client(model: str, spec: ModelSpec, settings: Settings, **kwargs: An
         "max_retries": 0,  # ManagedClient owns the retry policy
         "timeout": settings.llm_request_timeout,
         "include_name_in_message": spec.send_names,
+        "http_client": _openai_http_client(),
         **kwargs,
     }
     if spec.temperature is not None:
@@ -123,6 +153,7 @@ def _anthropic_client(model: str, spec: ModelSpec, settings: Settings) -> ChatCo
         "max_retries": 0,
         "timeout": settings.llm_request_timeout,
         "max_tokens": spec.max_tokens or 4096,
+        "http_client": _anthropic_http_client(),
     }
     if settings.anthropic_base_url:
         args["base_url"] = settings.anthropic_base_url

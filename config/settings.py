@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderChoice = Literal["auto", "openai", "anthropic", "hf", "openai-compatible", "local"]
 SandboxChoice = Literal["auto", "docker", "bwrap", "subprocess"]
+SearchChoice = Literal["auto", "ddgs", "serper", "tavily", "brave"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCORING_API = "https://agents-course-unit4-scoring.hf.space"
@@ -63,8 +64,28 @@ class Settings(BaseSettings):
 
     hf_endpoint: str = Field("https://huggingface.co", validation_alias=_env("HF_ENDPOINT"))
 
+    # --- researcher tools (README "Tools"); the *_URL settings exist so tests and mirrors can redirect them ---
+    web_timeout: float = Field(20.0, gt=0, le=300, validation_alias=_env("WEB_TIMEOUT"))
+    web_max_bytes: int = Field(10_000_000, ge=10_000, le=200_000_000, validation_alias=_env("WEB_MAX_BYTES"))
+    web_search_provider: SearchChoice = Field("auto", validation_alias=_env("WEB_SEARCH_PROVIDER"))
+    web_search_results: int = Field(8, ge=1, le=20, validation_alias=_env("WEB_SEARCH_RESULTS"))
+    serper_api_key: SecretStr | None = Field(None, validation_alias=_env("SERPER_API_KEY"))
+    tavily_api_key: SecretStr | None = Field(None, validation_alias=_env("TAVILY_API_KEY"))
+    brave_api_key: SecretStr | None = Field(None, validation_alias=_env("BRAVE_API_KEY"))
+    serper_url: str = Field("https://google.serper.dev/search", validation_alias=_env("SERPER_URL"))
+    tavily_url: str = Field("https://api.tavily.com/search", validation_alias=_env("TAVILY_URL"))
+    brave_url: str = Field("https://api.search.brave.com/res/v1/web/search", validation_alias=_env("BRAVE_URL"))
+    ddgs_backend: str = Field("auto", validation_alias=_env("DDGS_BACKEND"))
+    ddgs_url: str | None = Field(None, validation_alias=_env("DDGS_URL"))  # DuckDuckGo HTML endpoint override
+    wikipedia_api_url: str = Field("https://{lang}.wikipedia.org/w/api.php", validation_alias=_env("WIKIPEDIA_API_URL"))
+    wayback_api_url: str = Field("https://archive.org/wayback/available", validation_alias=_env("WAYBACK_API_URL"))
+    youtube_base_url: str = Field("https://www.youtube.com", validation_alias=_env("YOUTUBE_BASE_URL"))
+    transcribe_model: str = Field("gpt-4o-transcribe", validation_alias=_env("TRANSCRIBE_MODEL"))
+    whisper_model: str = Field("small", validation_alias=_env("WHISPER_MODEL"))  # faster-whisper, the [audio] extra
+
     # --- evaluation --------------------------------------------------------------------------------------
     scoring_api_url: str = Field(DEFAULT_SCORING_API, validation_alias=_env("SCORING_API_URL"))
+    space_id: str | None = Field(None, validation_alias=_env("SPACE_ID"))  # owner/name; gives the agent_code URL
 
     # --- logging -----------------------------------------------------------------------------------------
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
@@ -72,7 +93,9 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """The raw secrets this process knows, so log sinks can mask them wherever they appear."""
-        values = [s.get_secret_value() for s in (self.openai_api_key, self.anthropic_api_key, self.hf_token) if s]
+        keys = (self.openai_api_key, self.anthropic_api_key, self.hf_token)
+        keys += (self.serper_api_key, self.tavily_api_key, self.brave_api_key)
+        values = [s.get_secret_value() for s in keys if s]
         return [v for v in values if len(v) >= 6]
 
 

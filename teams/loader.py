@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agents.tools.registry import tool_names, unknown_tool_message
 from teams.schema import TeamConfig
@@ -32,25 +32,27 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _fields_of(model: type, loc: tuple[Any, ...]) -> list[str]:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()):
+        found += _models_in(arg)
+    return found
+
+
+def _fields_of(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The keys allowed where an unknown key was found, for a "did you mean" hint."""
-    current: Any = model
+    current = model
     for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        ann = field.annotation
-        for candidate in (ann, *getattr(ann, "__args__", ())):
-            if hasattr(candidate, "model_fields"):
-                current = candidate
-                break
-            for inner in getattr(candidate, "__args__", ()):
-                if hasattr(inner, "model_fields"):
-                    current = inner
-                    break
-    return list(getattr(current, "model_fields", {}))
+        fields = current.model_fields
+        if isinstance(part, str) and part in fields:
+            found = _models_in(fields[part].annotation)
+            if not found:
+                return []
+            current = found[0]
+        # list indexes and dict keys leave `current` on the element's model
+    return list(current.model_fields)
 
 
 def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:

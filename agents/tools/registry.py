@@ -7,6 +7,7 @@ question's folder, sandbox and abort signal.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
 import time
@@ -88,8 +89,15 @@ def build_tools(names: list[str], ctx: ToolContext) -> list[BaseTool[Any, Any]]:
     for name in names:
         if name not in _REGISTRY:
             raise KeyError(unknown_tool_message(name))
-        tools.append(_REGISTRY[name].factory(ctx))
+        tool = _REGISTRY[name].factory(ctx)
+        if isinstance(tool, SafeTool):
+            tool.abort = ctx.abort
+        tools.append(tool)
     return tools
+
+
+class _Stopped(Exception):
+    pass
 
 
 class SafeTool(FunctionTool):
@@ -102,6 +110,22 @@ class SafeTool(FunctionTool):
     def __init__(self, func: Callable[..., Any], *, name: str, description: str, max_chars: int = DEFAULT_MAX_CHARS):
         super().__init__(func, name=name, description=description)
         self.max_chars = max_chars
+        # Set by build_tools to the run's abort token: a stopped run must not wait for a slow tool.
+        self.abort: CancellationToken | None = None
+
+    async def _call(self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None) -> Any:
+        if self.abort is None:
+            return await super().run_json(args, cancellation_token, call_id)
+        if self.abort.is_cancelled():
+            raise _Stopped()
+        task = asyncio.ensure_future(super().run_json(args, cancellation_token, call_id))
+        self.abort.link_future(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if task.cancelled() and self.abort.is_cancelled():
+                raise _Stopped() from None
+            raise
 
     async def run_json(
         self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None
@@ -109,8 +133,10 @@ class SafeTool(FunctionTool):
         started = time.monotonic()
         shown = one_line(json.dumps(dict(args), ensure_ascii=False, default=str), 160)
         try:
-            result = await super().run_json(args, cancellation_token, call_id)
+            result = await self._call(args, cancellation_token, call_id)
             text = bound(self.return_value_as_string(result), self.max_chars)
+        except _Stopped:
+            text = f"Error: {self.name} was stopped because the run was cancelled"
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
             text = f"Error: bad arguments for {self.name}: {problems}"

@@ -1,0 +1,51 @@
+"""The Roundtable web UI: `chainlit run chainlit_app.py` (start it with `env -u CI`; see the Makefile).
+
+Only Chainlit's hooks live here; the work is in `ui/`. Login with Hugging Face is switched on when the
+Space's OAuth variables (OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OPENID_PROVIDER_URL) are set; without them
+the app runs without login.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chainlit as cl
+
+from config.log import setup_logging
+from config.settings import get_settings
+from ui import auth, chat, evaluation
+
+setup_logging(get_settings())
+
+if auth.install():
+    cl.oauth_callback(auth.accept_login)
+
+
+@cl.on_chat_start
+async def on_chat_start() -> None:
+    await chat.start()
+
+
+@cl.on_settings_update
+async def on_settings_update(values: dict[str, Any]) -> None:
+    await chat.settings_changed(values)
+
+
+@cl.on_message
+async def on_message(message: cl.Message) -> None:
+    await chat.answer(message)
+
+
+@cl.on_stop
+async def on_stop() -> None:
+    await chat.stop()
+
+
+@cl.action_callback(chat.EVALUATION_ACTION)
+async def on_run_evaluation(action: cl.Action) -> None:
+    await evaluation.start(action)
+
+
+@cl.action_callback(evaluation.SUBMIT_ACTION)
+async def on_submit(action: cl.Action) -> None:
+    await evaluation.submit(action)

@@ -1,0 +1,451 @@
+"""The Agents Course evaluation from a terminal (or a Space job): questions, run, eval, submit.
+
+    python submit.py questions                          # the current questions and where their files are
+    python submit.py run [--team teams/debate.yaml] [--concurrency 4] [--only TASK_ID ...] [--run-dir DIR]
+    python submit.py eval --run-dir DIR --labels FILE.jsonl
+    python submit.py submit --run-dir DIR               # a dry run: the payload and who it would be sent as
+    python submit.py submit --run-dir DIR --yes         # send it
+
+The scoring API is SCORING_API_URL; the username is always the verified owner of the Hugging Face token
+(HF_TOKEN or `hf auth login`), and that token is never sent to the scoring API, printed, or saved.
+Exit status: 0 on success, 1 on any error or failed question, 130 when a run was interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one message, exit status 1."""
+
+
+# --- shared -------------------------------------------------------------------------------------------
+def load_settings() -> Any:
+    from config.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise CliError(f"invalid settings (environment or .env): {problems}") from None
+
+
+def setup_logs(settings: Any, log_file: Path | None = None) -> None:
+    """Warnings on the terminal (above the live progress), the full log in the run dir; secrets masked in both."""
+    from loguru import logger
+
+    from config.log import TEXT_FORMAT, setup_logging
+
+    setup_logging(settings.model_copy(update={"log_level": "WARNING"}), sink=lambda m: err.print(Text(str(m).rstrip("\n"))))
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        logger.add(log_file, level=settings.log_level.upper(), format=TEXT_FORMAT, colorize=False, delay=True,
+                   backtrace=False, diagnose=False, serialize=settings.log_format == "json")
+
+
+def warn(lines: list[str]) -> None:
+    for line in lines:
+        err.print(Text(f"warning: {line}", style="yellow"))
+
+
+def scoring_api(settings: Any, args: argparse.Namespace) -> Any:
+    from evaluation.api import ScoringAPI
+
+    return ScoringAPI(settings.scoring_api_url, timeout=args.api_timeout)
+
+
+def money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
+# --- questions ----------------------------------------------------------------------------------------
+async def attachment_source(task: Any, settings: Any, api: Any) -> str:
+    """Where `run` would get the attachment: the local cache, the scoring API, or the gated GAIA dataset."""
+    cached = settings.cache_dir / "attachments" / task.task_id / task.file_name
+    if cached.is_file() and cached.stat().st_size > 0:
+        return "cached"
+    try:
+        if await api.file_available(task.task_id):
+            return "scoring API"
+    except Exception:
+        pass  # the fallback below decides
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, HfHubHTTPError
+
+    from evaluation.identity import find_token
+
+    url = hf_hub_url("gaia-benchmark/GAIA", f"2023/validation/{task.file_name}", repo_type="dataset",
+                     endpoint=settings.hf_endpoint)
+    token = find_token(settings)
+    try:  # a HEAD request on exactly that file: no download, no metadata files
+        await asyncio.to_thread(get_hf_file_metadata, url, token=token or False, endpoint=settings.hf_endpoint)
+        return "GAIA dataset (HF)"
+    except GatedRepoError:
+        return "missing: GAIA dataset is gated, set HF_TOKEN and accept its terms" if token else "missing: set HF_TOKEN (GAIA dataset is gated)"
+    except EntryNotFoundError:
+        return "missing: not served, not in the GAIA dataset"
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "?"
+        return f"missing: GAIA dataset answered HTTP {status}"
+    except Exception as exc:
+        return f"unknown: {type(exc).__name__}"
+
+
+async def cmd_questions(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    setup_logs(settings)
+    from evaluation.api import ScoringAPIError
+
+    api = scoring_api(settings, args)
+    try:
+        tasks = await api.questions()
+    except ScoringAPIError as exc:
+        raise CliError(str(exc)) from None
+    warn(api.last_problems)
+    sources: dict[str, str] = {}
+    if not args.no_check:
+        with_files = [t for t in tasks if t.file_name]
+        found = await asyncio.gather(*(attachment_source(t, settings, api) for t in with_files))
+        sources = {t.task_id: s for t, s in zip(with_files, found, strict=True)}
+    if args.json:
+        print(json.dumps([{**t.to_dict(), "attachment": sources.get(t.task_id)} for t in tasks], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    table = Table(title=f"{len(tasks)} questions from {settings.scoring_api_url}", show_lines=False)
+    for col in ("#", "task_id", "level", "question", "attachment"):
+        table.add_column(col, overflow="fold" if col == "question" else "ellipsis")
+    for i, t in enumerate(tasks, 1):
+        where = "" if not t.file_name else f"{t.file_name} ({sources.get(t.task_id, 'not checked')})"
+        style = "red" if "missing" in where else None
+        table.add_row(str(i), t.task_id, t.level, Text(" ".join(t.question.split())[:160]), Text(where, style=style))
+    console.print(table)
+    return EXIT_OK
+
+
+# --- run ----------------------------------------------------------------------------------------------
+async def cmd_run(args: argparse.Namespace) -> int:
+    from rich.live import Live
+
+    from evaluation.api import ScoringAPIError
+    from evaluation.batch import BatchError, BatchProgress, BatchRun
+    from evaluation.store import RUN_LOG, RunDirError, RunStore, new_run_dir
+
+    settings = load_settings()
+    run_dir: Path = args.run_dir or new_run_dir(Path("runs"))
+    resume = args.run_dir is not None and RunStore.is_run_dir(run_dir)
+    team = args.team
+    tasks = []
+    if resume:
+        try:
+            store = RunStore.open(run_dir)
+            tasks = store.tasks()
+            store.records()
+        except RunDirError as exc:
+            raise CliError(str(exc)) from None
+        warn(store.warnings)
+        team = team or (store.meta.get("team") or {}).get("source") or (store.meta.get("team") or {}).get("name")
+    setup_logs(settings, run_dir / RUN_LOG)
+    if not tasks:
+        api = scoring_api(settings, args)
+        try:
+            tasks = await api.questions()
+        except ScoringAPIError as exc:
+            raise CliError(f"{exc}\nNothing was run.") from None
+        warn(api.last_problems)
+    else:
+        console.print(f"Resuming {run_dir}: {len(tasks)} questions saved in it (the scoring API is not asked again).")
+    selected = tasks
+    if args.only:
+        known = {t.task_id for t in tasks}
+        unknown = [t for t in args.only if t not in known]
+        if unknown:
+            raise CliError(f"--only: unknown task id(s) {', '.join(unknown)}; `python submit.py questions` lists them")
+        selected = [t for t in tasks if t.task_id in set(args.only)]
+    try:
+        batch = BatchRun(team or settings.team, run_dir, settings=settings, concurrency=args.concurrency, timeout_s=args.timeout)
+    except BatchError as exc:
+        raise CliError(str(exc)) from None
+    warn(batch.notes)
+    try:  # every question is saved, so `submit` covers them all even after a run with --only
+        batch.prepare(tasks)
+    except BatchError as exc:
+        raise CliError(str(exc)) from None
+    console.print(
+        f"Run dir {run_dir} · team {batch.cfg.name} · {len(selected)} questions · concurrency {batch.concurrency} · "
+        f"{batch.timeout_s:g}s per question"
+    )
+    progress = BatchProgress(len(selected))
+
+    resumed = batch.done_in_run_dir(selected)
+    if resumed:
+        console.print(f"{len(resumed)} question(s) already answered in {run_dir} are skipped.")
+
+    def on_update(status: Any) -> None:
+        progress.update(status)
+        if status.started is None:  # answered in an earlier session, or not started yet
+            return
+        if status.state == "done":
+            live.console.print(Text.assemble(("✓ ", "green"), f"{status.task_id}: {status.answer!r}",
+                                             (f"  {status.duration_s:.1f}s", "dim")))
+        elif status.state == "failed":
+            live.console.print(Text.assemble(("✗ ", "red"), f"{status.task_id}: {status.error}"))
+
+    interrupted = {"count": 0}
+
+    def on_signal() -> None:
+        interrupted["count"] += 1
+        if interrupted["count"] == 1:
+            live.console.print(Text("stopping: running questions are cancelled, finished answers are saved "
+                                    "(press Ctrl-C again to quit at once)", style="yellow"))
+            batch.cancel()
+        else:
+            main_task.cancel()
+
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover  (Windows)
+            pass
+    with Live(progress, console=console, refresh_per_second=4, transient=True) as live:
+        try:
+            statuses = await batch.run(selected, on_update=on_update)
+        except BatchError as exc:
+            raise CliError(str(exc)) from None
+        except asyncio.CancelledError:
+            live.stop()
+            err.print(f"interrupted; finished answers are in {run_dir}/answers.jsonl. Resume with "
+                      f"`python submit.py run --run-dir {run_dir}`")
+            return EXIT_INTERRUPTED
+    print_run_summary(run_dir, statuses, progress)
+    if batch.cancelled:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if all(s.state == "done" for s in statuses) else EXIT_ERROR
+
+
+def print_run_summary(run_dir: Path, statuses: list[Any], progress: Any) -> None:
+    table = Table(title="Answers", show_lines=False)
+    for col in ("task_id", "state", "answer / error", "time", "tokens", "cost"):
+        table.add_column(col, overflow="fold" if col == "answer / error" else "ellipsis")
+    for s in statuses:
+        what = s.answer if s.state == "done" else (s.error or "")
+        style = {"done": "green", "failed": "red"}.get(s.state, "dim")
+        table.add_row(s.task_id, Text(s.state + (" (earlier)" if s.resumed else ""), style=style), Text(str(what)),
+                      f"{s.duration_s:.1f}s", f"{s.prompt_tokens + s.completion_tokens}", money(s.cost_usd))
+    console.print(table)
+    console.print(progress.summary_line())
+    failed = [s for s in statuses if s.state != "done"]
+    if failed:
+        console.print(f"{len(failed)} question(s) without an answer: run `python submit.py run --run-dir {run_dir}` to retry them.")
+    console.print(f"Next: `python submit.py eval --run-dir {run_dir} --labels FILE.jsonl` or "
+                  f"`python submit.py submit --run-dir {run_dir}`")
+
+
+# --- submit -------------------------------------------------------------------------------------------
+async def cmd_submit(args: argparse.Namespace) -> int:
+    from evaluation.api import ScoringAPIError
+    from evaluation.batch import answers_payload
+    from evaluation.identity import AgentCodeError, IdentityError, agent_code_url, resolve_identity
+    from evaluation.store import RunDirError, RunStore
+    from evaluation.submission import payload, result_text, save_submission, submit_answers
+
+    settings = load_settings()
+    setup_logs(settings)
+    try:
+        store = RunStore.open(args.run_dir)
+        answers = answers_payload(store)
+    except RunDirError as exc:
+        raise CliError(str(exc)) from None
+    warn(store.warnings)
+    if not answers:
+        raise CliError(f"{args.run_dir} holds no questions; run `python submit.py run` first")
+    empty = [a["task_id"] for a in answers if not a["submitted_answer"]]
+    if len(empty) == len(answers):
+        raise CliError(f"no question in {args.run_dir} has an answer; nothing to submit")
+    problems: list[str] = []
+    agent_code = "<missing>"
+    try:
+        agent_code = agent_code_url(settings.space_id, args.agent_code)
+    except AgentCodeError as exc:
+        problems.append(str(exc))
+    identity = None
+    try:
+        identity = resolve_identity(settings, login=args.login, username=args.username)
+    except IdentityError as exc:
+        problems.append(str(exc))
+    body = payload(identity.username if identity else "<unknown>", agent_code, answers)
+
+    if empty:
+        warn([f"{len(empty)} of {len(answers)} questions have no answer and are submitted as \"\": {', '.join(empty[:8])}"
+              + (" …" if len(empty) > 8 else "")])
+    if not args.yes or problems:
+        table = Table(title=f"{len(answers)} answers from {args.run_dir}")
+        table.add_column("task_id")
+        table.add_column("submitted_answer", overflow="fold")
+        for a in body["answers"]:
+            table.add_row(a["task_id"], a["submitted_answer"] or Text('""', style="dim"))
+        console.print(table)
+        console.print_json(json.dumps(body, ensure_ascii=False))
+        who = f"{identity.username} (verified by the Hugging Face token at {settings.hf_endpoint})" if identity else "?"
+        console.print(f"POST {settings.scoring_api_url}/submit as {who}\nagent_code: {agent_code}")
+    if problems:
+        for p in problems:
+            err.print(Text(f"error: {p}", style="red"))
+        err.print("Nothing was submitted.")
+        return EXIT_ERROR
+    if not args.yes:
+        console.print(Text("Dry run: nothing was sent. Add --yes to submit.", style="bold"))
+        return EXIT_OK
+    assert identity is not None
+    try:
+        result = await submit_answers(scoring_api(settings, args), identity, agent_code, body["answers"])
+    except ScoringAPIError as exc:
+        err.print(Text(f"Submission failed: {exc}", style="red"))
+        return EXIT_ERROR
+    saved = save_submission(store.path, body, result, settings.scoring_api_url, identity.source)
+    console.print(result_text(result))
+    console.print(Text(f"(saved to {saved})", style="dim"))
+    return EXIT_OK
+
+
+# --- eval ---------------------------------------------------------------------------------------------
+async def cmd_eval(args: argparse.Namespace) -> int:
+    from evaluation.report import ReportError, build_report, load_labels, write_report
+    from evaluation.store import RunDirError, RunStore
+
+    try:
+        store = RunStore.open(args.run_dir)
+        labels, problems = load_labels(args.labels)
+        report = build_report(store, labels, problems)
+    except (RunDirError, ReportError) as exc:
+        raise CliError(str(exc)) from None
+    warn(store.warnings + problems)
+    mark = {True: Text("✓", style="green"), False: Text("✗", style="red"), None: Text("–", style="dim")}
+    table = Table(title=f"Evaluation of {args.run_dir}")
+    for col in ("task_id", "answer", "expected", "strict", "GAIA", "time", "tokens", "cost"):
+        table.add_column(col, overflow="fold" if col in ("answer", "expected") else "ellipsis")
+    for r in report["rows"]:
+        answer = Text(r["answer"]) if r["state"] == "done" else Text(f"({r['state']})", style="dim")
+        table.add_row(r["task_id"], answer, Text(r["truth"] if r["truth"] is not None else "(no label)"),
+                      mark[r["strict"]], mark[r["gaia"]], f"{r['duration_s']:.1f}s",
+                      str(r["prompt_tokens"] + r["completion_tokens"]), money(r["cost_usd"]) if r["state"] != "pending" else "")
+    console.print(table)
+    t = report["totals"]
+
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{100 * v:.1f}%"
+
+    console.print(
+        f"strict exact match: {t['strict_correct']}/{t['labelled']} ({pct(t['strict_accuracy'])}) · "
+        f"GAIA scorer: {t['gaia_correct']}/{t['labelled']} ({pct(t['gaia_accuracy'])}) · "
+        f"answered {t['answered']}/{t['questions']} · time {t['duration_s']:.1f}s · "
+        f"tokens {t['prompt_tokens']} in / {t['completion_tokens']} out · cost {money(t['cost_usd'])}"
+    )
+    if report["formatting_problems"]:
+        warn([f"accepted by the GAIA scorer but not by exact match (fix the format): {', '.join(report['formatting_problems'])}"])
+    json_path, md_path = write_report(store, report)
+    console.print(f"Wrote {json_path} and {md_path}")
+    return EXIT_OK
+
+
+# --- the parser ---------------------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="submit.py",
+        description="Run the Agents Course evaluation with a Roundtable team and submit it under your Hugging Face identity.",
+        epilog="Settings: SCORING_API_URL (scoring API), HF_TOKEN (identity and gated attachments), HF_ENDPOINT, "
+        "SPACE_ID (agent_code), ROUNDTABLE_TEAM, ROUNDTABLE_QUESTION_TIMEOUT, ROUNDTABLE_CACHE_DIR, plus the model keys.",
+    )
+    parser.add_argument("--api-timeout", type=positive_float, default=30.0, metavar="S",
+                        help="seconds to wait for the scoring API (submit waits at least 60)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    q = sub.add_parser("questions", help="list the current questions and whether their attachments are available",
+                       description="Fetch GET /questions and show each question with where its attachment would come "
+                       "from: the local cache, the scoring API, or the gated GAIA dataset on Hugging Face.")
+    q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.add_argument("--no-check", action="store_true", help="do not check attachment availability")
+    q.set_defaults(func=cmd_questions)
+
+    r = sub.add_parser("run", help="solve the questions concurrently and save every answer at once (resumable)",
+                       description="Fetch the questions (and attachments) and solve them with bounded concurrency and a "
+                       "per-question time limit, with live progress. Each finished answer is written to the run dir "
+                       "(runs/<timestamp>/answers.jsonl, with its trace) at once, so nothing finished is lost on a crash, "
+                       "Ctrl-C or kill. --run-dir on an existing run dir resumes it: done questions are skipped, failed "
+                       "ones retried, with the team config recorded in its run.json.")
+    r.add_argument("--team", help="team YAML or name (default: ROUNDTABLE_TEAM or teams/debate.yaml; a resumed run keeps its own)")
+    r.add_argument("--concurrency", type=positive_int, default=4, metavar="N", help="questions solved at once (default 4)")
+    r.add_argument("--only", nargs="+", metavar="TASK_ID", help="solve only these task ids (all questions are still saved)")
+    r.add_argument("--run-dir", type=Path, metavar="DIR", help="where to write; an existing run dir is resumed")
+    r.add_argument("--timeout", type=positive_float, metavar="S", help="time limit per question (default: the team's)")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("submit", help="submit a run's answers (a dry run unless --yes)",
+                       description="Show the payload and the verified Hugging Face user it would be submitted as; with "
+                       "--yes, POST it to the scoring API and print the score. Every question of the run is in the "
+                       "payload (\"\" when unanswered). The username comes from whoami on your token (HF_TOKEN or "
+                       "`hf auth login`), never from free text.")
+    s.add_argument("--run-dir", type=Path, required=True, metavar="DIR", help="the run dir to submit")
+    s.add_argument("--yes", action="store_true", help="really submit (without it: dry run)")
+    s.add_argument("--login", action="store_true", help="without a token, log in to Hugging Face interactively (terminal only, not in CI)")
+    s.add_argument("--username", help="accepted only if it is the authenticated user's name (a safety check)")
+    s.add_argument("--agent-code", metavar="URL", help="your public Space, https://huggingface.co/spaces/<owner>/<name>/tree/main "
+                   "or <owner>/<name> (default: from SPACE_ID)")
+    s.set_defaults(func=cmd_submit)
+
+    e = sub.add_parser("eval", help="score a run locally against your own labels (strict and GAIA scorer)",
+                       description="Compare each answer with your labels file (JSONL: task_id, final_answer per line) by "
+                       "strict exact match and by GAIA's scorer, side by side; print the per-question table and the "
+                       "totals (accuracy, time, tokens, cost) and write report.json and report.md into the run dir.")
+    e.add_argument("--run-dir", type=Path, required=True, metavar="DIR")
+    e.add_argument("--labels", type=Path, required=True, metavar="FILE.jsonl")
+    e.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(args.func(args))
+    except CliError as exc:
+        err.print(Text(f"error: {exc}", style="red"))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

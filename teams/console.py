@@ -1,0 +1,122 @@
+"""Rendering a run's events in a terminal: one block per agent turn, streamed, with tool calls and code runs."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.rule import Rule
+from rich.syntax import Syntax
+from rich.text import Text
+
+from agents.tools.text import one_line
+from teams import events as ev
+from teams.result import Result
+
+_COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
+
+
+def _fmt_cost(cost: float | None) -> str:
+    return "cost unknown" if cost is None else f"${cost:.4f}"
+
+
+def summary_line(result: Result) -> str:
+    turns = sum(1 for t in result.trace if t.kind in ("TextMessage", "ToolCallSummaryMessage"))
+    return (
+        f"{result.stop_detail or result.stop_reason} · {turns} turns · {result.duration_s:.1f}s · "
+        f"tokens {result.prompt_tokens} in / {result.completion_tokens} out · {_fmt_cost(result.cost_usd)}"
+    )
+
+
+class ConsoleRenderer:
+    """Prints events as they come. Model text is printed as plain text (never parsed as markup)."""
+
+    def __init__(self, console: Console | None = None, *, show_code: bool = True, max_output_lines: int = 12) -> None:
+        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.show_code = show_code
+        self.max_output_lines = max_output_lines
+        self._colors: dict[str, str] = {}
+        self._streamed = False  # did the current turn print streamed text?
+
+    def _color(self, agent: str) -> str:
+        return self._colors.setdefault(agent, _COLORS[len(self._colors) % len(_COLORS)])
+
+    def _end_stream(self) -> None:
+        if self._streamed:
+            self.console.print()
+            self._streamed = False
+
+    def __call__(self, event: ev.Event) -> None:
+        c = self.console
+        if isinstance(event, ev.RunStarted):
+            c.print(Text.assemble(("Question: ", "bold"), event.question))
+            extra = f" · attachments: {', '.join(event.attachments)}" if event.attachments else ""
+            c.print(Text(f"Team: {event.team} ({', '.join(event.agents)}){extra}", style="dim"))
+        elif isinstance(event, ev.TurnStarted):
+            self._end_stream()
+            c.print(Rule(Text(f"{event.agent} · turn {event.turn}", style=f"bold {self._color(event.agent)}"), align="left"))
+        elif isinstance(event, ev.Token):
+            c.print(Text(event.text), end="")
+            self._streamed = True
+        elif isinstance(event, ev.Thought):
+            self._end_stream()
+            c.print(Text(event.text, style="italic dim"))
+        elif isinstance(event, ev.ToolCall):
+            self._end_stream()
+            if event.name == "run_python" and self.show_code:
+                return  # the CodeRun event shows it better
+            c.print(Text.assemble(("  → ", "bold"), (event.name, "bold"), " ", one_line(_args(event.arguments), 200)))
+        elif isinstance(event, ev.CodeRun):
+            if not self.show_code:
+                return
+            if event.output is None:
+                c.print(Text("  → run_python", style="bold"))
+                c.print(Syntax(event.code, "python", line_numbers=False, word_wrap=True, padding=(0, 2)))
+            else:
+                c.print(Text(f"  ← exit code {event.exit_code}", style="bold green" if event.exit_code == 0 else "bold red"))
+                body = event.output.split("\n", 1)[1] if event.output.startswith("exit code") else event.output
+                c.print(Text(self._clip(body), style="dim"))
+        elif isinstance(event, ev.ToolResult):
+            if event.name == "run_python" and self.show_code:
+                return
+            style = "red" if event.is_error or event.output.startswith("Error:") else "dim"
+            c.print(Text.assemble(("  ← ", "bold"), (self._clip(event.output).lstrip(), style)))
+        elif isinstance(event, ev.TurnEnded):
+            if not self._streamed:
+                c.print(Text(event.text))
+            self._end_stream()
+        elif isinstance(event, ev.AnswerProposed):
+            self._end_stream()
+            mark = {"proposed": "?", "approved": "✔", "rejected": "✘"}[event.verdict]
+            c.print(Text(f"  {mark} {event.verdict}: {event.answer}", style="bold"))
+        elif isinstance(event, ev.RunFinished):
+            self._end_stream()
+            self.final(event.result)
+
+    def _clip(self, text: str) -> str:
+        lines = text.strip().splitlines()
+        if len(lines) > self.max_output_lines:
+            lines = lines[: self.max_output_lines] + [f"[... {len(lines) - self.max_output_lines} more lines]"]
+        return "\n".join("    " + ln for ln in lines).strip("\n")
+
+    def final(self, result: Result) -> None:
+        c = self.console
+        c.print(Rule())
+        if result.answer:
+            label = "FINAL ANSWER" if result.approved else "BEST ANSWER SO FAR (not approved)"
+            c.print(Text.assemble((f"{label}: ", "bold green" if result.approved else "bold yellow"), (result.answer, "bold")))
+        else:
+            c.print(Text("No answer.", style="bold red"))
+        if result.error:
+            c.print(Text(f"Error: {result.error}", style="red"))
+        c.print(Text(summary_line(result), style="dim"))
+
+
+def _args(arguments: str) -> str:
+    try:
+        data = json.loads(arguments)
+    except json.JSONDecodeError:
+        return arguments
+    if isinstance(data, dict):
+        return ", ".join(f"{k}={v!r}" for k, v in data.items())
+    return arguments

@@ -1,0 +1,241 @@
+"""Runs that do not end on approval: timeouts, turn caps, cancellation, failing tools and models.
+Each still returns a Result, keeps the best answer proposed so far, and says why it stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from agents.tools import registry
+from agents.tools.registry import SafeTool, ToolEntry
+from teams import Question, Run, events as ev, load_team, solve
+from teams.loader import parse_team
+from tests.conftest import settings_for
+
+QUESTION = "Which invented river is longer, the Quillwater or the Marrow?"
+
+
+def team(**termination: object):
+    data = {
+        "name": "trio",
+        "agents": [
+            {"name": "planner", "role": "planner"},
+            {"name": "researcher", "role": "researcher", "tools": ["calculator"]},
+            {"name": "critic", "role": "critic"},
+        ],
+        "selection": {"mode": "rules", "first": "planner", "reviewer": "critic",
+                      "default_next": {"planner": "researcher", "researcher": "planner", "critic": "planner"}},
+        "termination": {"approver": "critic", **termination},
+    }
+    return parse_team(data)
+
+
+@pytest.fixture
+def extra_tools(monkeypatch: pytest.MonkeyPatch):
+    """Register test-only tools for one test (the registry is restored afterwards)."""
+
+    def add(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+        entry = ToolEntry(name, "test tool", lambda ctx: SafeTool(fn, name=name, description="test tool"))
+        monkeypatch.setitem(registry._REGISTRY, name, entry)
+
+    return add
+
+
+async def test_timeout_keeps_the_best_proposed_answer(llm_server) -> None:
+    server = llm_server(
+        {
+            "planner": ["The Quillwater is 412 km, the Marrow 388 km.\nFINAL ANSWER: Quillwater"],
+            "critic": [{"delay": 30, "content": "APPROVED\nFINAL ANSWER: Quillwater"}],
+        }
+    )
+    started = time.monotonic()
+    result = await solve(QUESTION, team(timeout_seconds=1.5), settings=settings_for(server))
+    assert time.monotonic() - started < 5, "a timeout must not wait for the slow model call"
+    assert result.stop_reason == "timeout" and "1.5s" in result.stop_detail
+    assert result.answer == "Quillwater" and result.provisional and not result.approved
+
+
+async def test_max_turns_stops_the_run_with_the_latest_unrejected_answer(llm_server) -> None:
+    server = llm_server(
+        {
+            "planner": ["FINAL ANSWER: Marrow", "FINAL ANSWER: Quillwater river", "Still thinking.\nNEXT: researcher"],
+            "critic": ["REJECTED: no evidence.\nNEXT: planner", "REJECTED: drop the word river.\nNEXT: planner"],
+            "researcher": ["Nothing found.\nNEXT: planner"],
+        }
+    )
+    result = await solve(QUESTION, team(max_turns=5), settings=settings_for(server))
+    assert result.stop_reason == "max_turns" and "5-turn limit" in result.stop_detail
+    # both proposals were rejected: the latest one is still better than nothing, and marked as provisional
+    assert result.answer == "Quillwater river" and not result.approved
+    assert [p.verdict for p in result.proposals] == ["rejected", "rejected"]
+
+
+async def test_max_turns_setting_overrides_the_yaml(llm_server) -> None:
+    server = llm_server({"planner": ["thinking NEXT: researcher"] * 5, "researcher": ["nothing NEXT: planner"] * 5})
+    result = await solve(QUESTION, team(max_turns=50), settings=settings_for(server, ROUNDTABLE_MAX_TURNS=3))
+    assert result.stop_reason == "max_turns" and len(server.requests) == 3 and result.answer == ""
+
+
+async def test_cancel_during_a_model_call_stops_promptly(llm_server) -> None:
+    server = llm_server({"planner": [{"delay": 30, "content": "late"}]})
+    run = Run(QUESTION, team(), settings=settings_for(server))
+    seen: list[ev.Event] = []
+
+    async def consume() -> None:
+        async for e in run.events():
+            seen.append(e)
+            if isinstance(e, ev.TurnStarted):
+                asyncio.get_running_loop().call_later(0.3, run.cancel)
+
+    started = time.monotonic()
+    await asyncio.wait_for(consume(), timeout=10)
+    assert time.monotonic() - started < 3
+    assert run.result is not None and run.result.stop_reason == "cancelled"
+    assert isinstance(seen[-1], ev.RunFinished)
+
+
+async def test_cancel_during_a_slow_tool_stops_promptly_and_the_next_run_works(llm_server, extra_tools) -> None:
+    async def slow_lookup(query: str) -> str:
+        await asyncio.sleep(60)
+        return "never"
+
+    extra_tools("slow_lookup", slow_lookup)
+    cfg = team()
+    cfg.agents[1].tools = ["slow_lookup"]
+    server = llm_server(
+        {
+            "planner": ["Look it up.\nNEXT: researcher", "FINAL ANSWER: Marrow"],
+            "researcher": [{"tool_calls": [{"name": "slow_lookup", "arguments": {"query": "rivers"}}]}, "n/a"],
+            "critic": ["APPROVED\nFINAL ANSWER: Marrow"],
+        }
+    )
+    run = Run(QUESTION, cfg, settings=settings_for(server))
+    started: list[float] = []
+    async for e in run.events():
+        if isinstance(e, ev.ToolCall):
+            started.append(time.monotonic())
+            asyncio.get_running_loop().call_later(0.3, run.cancel)
+    assert run.result is not None and run.result.stop_reason == "cancelled"
+    assert time.monotonic() - started[0] < 3, "the stop must not wait for the 60 s tool"
+
+    # a fresh run on the same server script continues normally
+    cfg.agents[1].tools = ["calculator"]
+    server2 = llm_server(
+        {"planner": ["FINAL ANSWER: Marrow"], "critic": ["APPROVED\nFINAL ANSWER: Marrow"]}
+    )
+    assert (await solve(QUESTION, cfg, settings=settings_for(server2))).answer == "Marrow"
+
+
+async def test_a_tool_that_raises_becomes_an_error_line_and_the_run_goes_on(llm_server, extra_tools) -> None:
+    def flaky_lookup(query: str) -> str:
+        raise RuntimeError("the archive is on fire")
+
+    extra_tools("flaky_lookup", flaky_lookup)
+    cfg = team()
+    cfg.agents[1].tools = ["flaky_lookup"]
+    server = llm_server(
+        {
+            "planner": ["NEXT: researcher", "FINAL ANSWER: Marrow"],
+            "researcher": [{"tool_calls": [{"name": "flaky_lookup", "arguments": {"query": "rivers"}}]}, "The lookup failed.\nNEXT: planner"],
+            "critic": ["APPROVED\nFINAL ANSWER: Marrow"],
+        }
+    )
+    events: list[ev.Event] = []
+    result = await solve(QUESTION, cfg, settings=settings_for(server), on_event=events.append)
+    [tool_result] = [e for e in events if isinstance(e, ev.ToolResult)]
+    assert tool_result.output == "Error: flaky_lookup failed: RuntimeError: the archive is on fire"
+    # the model saw the error text as the tool's result
+    second = server.requests_for("researcher")[1]
+    assert any("the archive is on fire" in str(m.get("content")) for m in second.messages if m.get("role") == "tool")
+    assert result.answer == "Marrow" and result.approved
+
+
+async def test_bad_tool_arguments_are_reported_to_the_model(llm_server) -> None:
+    server = llm_server(
+        {
+            "planner": ["NEXT: researcher", "FINAL ANSWER: 3"],
+            "researcher": [{"tool_calls": [{"name": "calculator", "arguments": "{not json"}]}, "Oops.\nNEXT: planner"],
+            "critic": ["APPROVED\nFINAL ANSWER: 3"],
+        }
+    )
+    events: list[ev.Event] = []
+    result = await solve(QUESTION, team(), settings=settings_for(server), on_event=events.append)
+    [tool_result] = [e for e in events if isinstance(e, ev.ToolResult)]
+    assert tool_result.is_error and result.approved
+
+
+async def test_a_garbage_reply_is_retried(llm_server) -> None:
+    server = llm_server(
+        {
+            "planner": ["FINAL ANSWER: Quillwater"],
+            "critic": [{"raw": "<html>502 from a proxy</html>"}, "APPROVED\nFINAL ANSWER: Quillwater"],
+        }
+    )
+    result = await solve(QUESTION, team(), settings=settings_for(server))
+    assert result.answer == "Quillwater" and result.approved
+    assert len(server.requests_for("critic")) == 2
+
+
+async def test_a_model_returning_only_garbage_ends_the_run_with_a_clear_error_and_keeps_the_answer(llm_server) -> None:
+    cfg = team()
+    cfg.agents[2].stream = False
+    server = llm_server(
+        {"planner": ["FINAL ANSWER: Quillwater"], "critic": [{"raw": "<html>502 from a proxy</html>"}] * 10}
+    )
+    result = await solve(QUESTION, cfg, settings=settings_for(server))
+    assert result.stop_reason == "error"
+    assert "critic's model openai/gpt-4.1-mini: JSONDecodeError" in (result.error or "")
+    assert result.answer == "Quillwater" and result.provisional
+    assert len(server.requests_for("critic")) == 4  # LLM_MAX_RETRIES=3 in settings_for
+
+
+async def test_nonsense_text_does_not_break_the_debate(llm_server) -> None:
+    server = llm_server(
+        {
+            "planner": ["}}{{ ]] ::: NEXT NEXT :", "FINAL ANSWER: Marrow"],
+            "researcher": ["@@@ \x00 ???"],
+            "critic": ["APPROVED\nFINAL ANSWER: Marrow"],
+        }
+    )
+    result = await solve(QUESTION, team(), settings=settings_for(server))
+    assert result.answer == "Marrow" and result.approved
+
+
+async def test_provider_429_then_success_inside_a_debate(llm_server) -> None:
+    server = llm_server(
+        {
+            "planner": [{"status": 429, "headers": {"retry-after": "0.05"}}, "FINAL ANSWER: Marrow"],
+            "critic": ["APPROVED\nFINAL ANSWER: Marrow"],
+        }
+    )
+    result = await solve(QUESTION, team(), settings=settings_for(server))
+    assert result.answer == "Marrow" and result.approved
+    assert len(server.requests_for("planner")) == 2
+    assert result.usage["planner"].calls == 1  # the failed attempt cost nothing
+
+
+async def test_missing_api_key_is_a_clear_error_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("config.providers.local_available", lambda: False)
+    from config.settings import Settings
+
+    result = await solve(QUESTION, load_team("debate"), settings=Settings(_env_file=None))  # type: ignore[call-arg]
+    assert result.stop_reason == "error" and result.answer == ""
+    assert "No model provider is configured. Set OPENAI_API_KEY" in result.stop_detail
+
+
+async def test_attachments_are_staged_by_name_and_removed_afterwards(llm_server, tmp_path: Path) -> None:
+    src = tmp_path / "ledger.csv"
+    src.write_text("town,people\nA,1\n")
+    server = llm_server({"planner": ["FINAL ANSWER: 1"], "critic": ["APPROVED\nFINAL ANSWER: 1"]})
+    run = Run(Question(QUESTION, attachments=[src]), team(), settings=settings_for(server))
+    started = None
+    async for e in run.events():
+        if isinstance(e, ev.RunStarted):
+            started = e
+    assert started is not None and started.attachments == ["ledger.csv"]
+    assert "Attached file(s), in the question's folder: ledger.csv" in server.requests[0].question
+    assert str(tmp_path) not in server.requests[0].question  # the model sees names, not host paths
+    assert src.exists()

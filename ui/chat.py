@@ -1,0 +1,179 @@
+"""The chat: the welcome message, the settings panel, one question -> one team run, and the stop button.
+
+The run's events are rendered by a separate task that `on_message` awaits through `asyncio.shield`.
+Chainlit's stop button cancels the `on_message` task; shielding keeps the renderer alive so the run,
+told to stop with `Run.cancel()` (its own abort token: model calls, tools and the sandbox stop at once),
+still ends with its final message, the best answer so far and the stop reason. Only then does
+`on_message` return, so Chainlit's stop button disappears when the run has really ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import chainlit as cl
+from loguru import logger
+
+from config.settings import Settings, get_settings
+from teams import Question, Run, TeamConfigError, load_team
+from teams.schema import TeamConfig
+from ui import auth, options, preflight
+from ui.render import RunView
+from ui.uploads import discard, stage_uploads
+
+EVALUATION_ACTION = "run_evaluation"
+EVALUATION_LABEL = "Run the course evaluation"
+STOP_WAIT_S = 30.0  # a stopped run unwinds in a few seconds; never hang the chat on one that does not
+
+
+def base_settings() -> Settings:
+    return get_settings()
+
+
+def current_choices() -> options.Choices:
+    choices = cl.user_session.get("choices")
+    if isinstance(choices, options.Choices):
+        return choices
+    choices = options.default_choices(base_settings())
+    cl.user_session.set("choices", choices)
+    return choices
+
+
+def session_settings() -> Settings:
+    return options.run_settings(base_settings(), current_choices())
+
+
+def evaluation_action() -> cl.Action:
+    return cl.Action(name=EVALUATION_ACTION, payload={}, label=EVALUATION_LABEL, tooltip="Answer the Agents Course questions")
+
+
+def load_chosen_team(choices: options.Choices) -> TeamConfig:
+    return load_team(options.team_path(choices, base_settings()))
+
+
+def team_error_text(exc: TeamConfigError) -> str:
+    return f"⚠️ **The team config is broken**, so it cannot run:\n\n```text\n{exc}\n```\n\nPick another team in the settings or fix the file."
+
+
+def describe_team(cfg: TeamConfig, settings: Settings) -> str:
+    plan = preflight.plan_models(cfg, settings)
+    lines = [f"**Team:** {cfg.name} ({', '.join(cfg.agent_names)})" + (f" — {cfg.description}" if cfg.description else "")]
+    if plan.models:
+        lines.append(f"**Models:** {plan.summary()}")
+    for problem in plan.problems:
+        lines.append(f"⚠️ **No model configured:** {problem}")
+    lines += [f"ℹ️ {hint}" for hint in plan.hints]
+    return "\n\n".join(lines)
+
+
+def login_text() -> str:
+    user = cl.user_session.get("user")
+    if username := auth.hf_username(user):
+        return f"Logged in with Hugging Face as **{username}**."
+    return ""
+
+
+async def start() -> None:
+    settings = base_settings()
+    choices = current_choices()
+    await cl.ChatSettings(options.widgets(choices, settings)).send()
+    parts = ["# Roundtable", "A planner, a researcher, a coder and a critic debate your question until one answer stands. "
+             "Ask anything (attach files with the paperclip); each agent's turn, tool call and code run appears as it happens."]
+    if who := login_text():
+        parts.append(who)
+    try:
+        cfg = load_chosen_team(choices)
+        parts.append(describe_team(cfg, options.run_settings(settings, choices)))
+    except TeamConfigError as exc:
+        parts.append(team_error_text(exc))
+    await cl.Message(content="\n\n".join(parts), actions=[evaluation_action()], metadata={"welcome": True}).send()
+
+
+async def settings_changed(values: dict[str, Any]) -> None:
+    settings = base_settings()
+    old = current_choices()
+    try:
+        choices = options.parse(values, settings, old)
+    except options.ChoiceError as exc:
+        await cl.Message(content=f"⚠️ Settings not applied: {exc}").send()
+        return
+    cl.user_session.set("choices", choices)
+    changes = []
+    if choices.team != old.team:
+        changes.append(f"team **{choices.team}**")
+    if (choices.provider, choices.model) != (old.provider, old.model):
+        changes.append(f"provider **{choices.provider}**" + (f", model **{choices.model}**" if choices.model else ""))
+    if choices.show_code != old.show_code:
+        changes.append("code runs " + ("shown" if choices.show_code else "hidden"))
+    try:
+        cfg = load_chosen_team(choices)
+        detail = describe_team(cfg, options.run_settings(settings, choices))
+    except TeamConfigError as exc:
+        detail = team_error_text(exc)
+    head = f"Settings updated: {', '.join(changes)}." if changes else "Settings unchanged."
+    await cl.Message(content=f"{head}\n\n{detail}").send()
+
+
+async def _render(run: Run, view: RunView) -> None:
+    try:
+        async for event in run.events():
+            await view.handle(event)
+    except Exception as exc:  # a rendering bug must not kill the run silently; say what happened
+        logger.exception("rendering the run failed")
+        run.cancel("the UI failed")
+        await cl.ErrorMessage(content=f"The run could not be shown: {exc}").send()
+
+
+async def answer(message: cl.Message) -> None:
+    await _wait_previous_run()
+    choices = current_choices()
+    try:
+        cfg = load_chosen_team(choices)
+    except TeamConfigError as exc:
+        await cl.Message(content=team_error_text(exc)).send()
+        return
+    text = (message.content or "").strip()
+    folder, files = stage_uploads(message.elements or [])
+    if not text:
+        text = "Describe the attached file(s)." if files else ""
+    if not text:
+        discard(folder)
+        await cl.Message(content="Type a question first.").send()
+        return
+    run = Run(Question(text, attachments=files), cfg, settings=options.run_settings(base_settings(), choices))
+    view = RunView(cfg.name, show_code=choices.show_code)
+    task = asyncio.create_task(_render(run, view))
+    cl.user_session.set("run", run)
+    cl.user_session.set("run_task", task)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # The stop button: on_stop has cancelled the run (or will in a moment); let it finish rendering.
+        run.cancel()
+        await asyncio.wait({task}, timeout=STOP_WAIT_S)
+    finally:
+        discard(folder)
+        if cl.user_session.get("run") is run:
+            cl.user_session.set("run", None)
+
+
+async def _wait_previous_run() -> None:
+    task = cl.user_session.get("run_task")
+    if isinstance(task, asyncio.Task) and not task.done():
+        run = cl.user_session.get("run")
+        if isinstance(run, Run):
+            run.cancel("a new question was asked")
+        with contextlib.suppress(Exception):
+            await asyncio.wait({task}, timeout=STOP_WAIT_S)
+
+
+async def stop() -> None:
+    run = cl.user_session.get("run")
+    if isinstance(run, Run):
+        run.cancel()
+    batch = cl.user_session.get("batch")
+    if batch is not None:
+        batch.cancel()
+

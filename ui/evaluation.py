@@ -1,0 +1,268 @@
+"""The course evaluation from the UI: fetch the questions, run them with `evaluation.batch.BatchRun` under a
+live task list, show the answers table, and submit under the verified Hugging Face identity.
+
+Each team (and provider/model override) has one fixed run dir under `settings.cache_dir`, so a reload or
+a second click resumes it: finished answers are read back, not recomputed. The action callback runs inside
+Chainlit's HTTP request, so the evaluation itself runs in its own task (which inherits the session's
+Chainlit context) and the request returns at once. It announces itself with task_start/task_end, so the
+stop button shows and `on_stop` cancels the batch.
+
+Whose name a submission uses: the Hugging Face login when the app has one (the identity Chainlit's JWT
+carries, set from HF's userinfo), otherwise the owner of HF_TOKEN (or the cached `hf auth login`) as
+`whoami` reports it — the same `evaluation.identity` code as `submit.py`. Never a name typed in the page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import chainlit as cl
+from chainlit.context import context
+from loguru import logger
+
+from config.settings import Settings
+from evaluation.api import ScoringAPI, ScoringAPIError, TaskItem
+from evaluation.batch import BatchError, BatchRun, QuestionStatus
+from evaluation.identity import AgentCodeError, Identity, IdentityError, agent_code_url, find_token, identity_from_token
+from evaluation.submission import submit_answers
+from teams import TeamConfigError
+from ui import auth, chat, options
+from ui.render import format_duration, md_escape
+
+SUBMIT_ACTION = "submit_answers"
+CONCURRENCY = 4
+QUESTION_CHARS = 90
+ANSWER_CHARS = 60
+
+_STATUS = {
+    "pending": cl.TaskStatus.READY,
+    "running": cl.TaskStatus.RUNNING,
+    "done": cl.TaskStatus.DONE,
+    "failed": cl.TaskStatus.FAILED,
+}
+
+
+@dataclass
+class Evaluation:
+    """What the session remembers of its evaluation, for Submit."""
+
+    team: Path
+    run_dir: Path
+    settings: Settings
+    batch: BatchRun | None = None
+    running: bool = False
+
+
+def run_dir_for(settings: Settings, choices: options.Choices, team_name: str) -> Path:
+    key = team_name
+    if choices.provider != "auto" or choices.model:
+        # Answers from another model are another evaluation: never resume one with the other.
+        key += f"--{choices.provider}" + (f"--{choices.model}" if choices.model else "")
+    return settings.cache_dir / "ui-evaluation" / re.sub(r"[^\w.\-]+", "_", key)
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cell(text: str, limit: int) -> str:
+    return md_escape(_short(text, limit)) or " "
+
+
+def task_title(status: QuestionStatus) -> str:
+    title = f"{status.task_id[:8]} · {_short(status.question, 60)}"
+    if status.state == "failed" and status.error:
+        title += f" — {_short(status.error, 60)}"
+    return title
+
+
+def answers_table(statuses: list[QuestionStatus]) -> str:
+    rows = ["| Task | Question | Answer | Time | Tokens |", "|---|---|---|---|---|"]
+    for s in statuses:
+        if s.state == "done":
+            answer = _cell(s.answer or "", ANSWER_CHARS)
+        elif s.state == "failed":
+            answer = "⚠️ " + _cell(s.error or "failed", ANSWER_CHARS)
+        else:
+            answer = f"_{s.state}_"
+        tokens = f"{s.prompt_tokens + s.completion_tokens:,}"
+        rows.append(
+            f"| `{s.task_id[:8]}` | {_cell(s.question, QUESTION_CHARS)} | {answer} | {format_duration(s.duration_s)} | {tokens} |"
+        )
+    return "\n".join(rows)
+
+
+def summary_line(statuses: list[QuestionStatus]) -> str:
+    done = sum(s.state == "done" for s in statuses)
+    failed = sum(s.state == "failed" for s in statuses)
+    cached = sum(s.resumed for s in statuses)
+    tokens = sum(s.prompt_tokens + s.completion_tokens for s in statuses)
+    costs = [s.cost_usd for s in statuses if s.state == "done" or s.cost_usd]
+    cost = "cost unknown" if any(c is None for c in costs) else f"≈ ${sum(c or 0 for c in costs):.4f}"
+    parts = [f"{done}/{len(statuses)} answered", f"{failed} failed"]
+    if cached:
+        parts.append(f"{cached} from the cache")
+    parts += [f"{tokens:,} tokens", cost]
+    return " · ".join(parts)
+
+
+# --- identity ------------------------------------------------------------------------------------------
+async def submit_identity(settings: Settings) -> Identity:
+    """The name a submission from this session goes under. Raises IdentityError saying what to do."""
+    user = cl.user_session.get("user")
+    if username := auth.hf_username(user):
+        return Identity(username=username, source="oauth")
+    if auth.oauth_configured():
+        raise IdentityError("log in with Hugging Face first (this app submits only under a Hugging Face login)")
+    token = find_token(settings)
+    if not token:
+        raise IdentityError("Submit needs a Hugging Face identity: set HF_TOKEN for this app (or log in with `hf auth login`)")
+    return await asyncio.to_thread(identity_from_token, token, endpoint=settings.hf_endpoint)
+
+
+def _identity_source(identity: Identity) -> str:
+    return "Hugging Face login" if identity.source == "oauth" else "the owner of HF_TOKEN"
+
+
+# --- running ---------------------------------------------------------------------------------------------
+async def start(action: cl.Action) -> None:
+    """The action callback: start the evaluation in its own task and return."""
+    current = cl.user_session.get("evaluation")
+    if isinstance(current, Evaluation) and current.running:
+        await cl.Message(content="The evaluation is already running; its task list shows the progress.").send()
+        return
+    task = asyncio.create_task(_run_guarded())
+    cl.user_session.set("evaluation_task", task)
+
+
+async def _run_guarded() -> None:
+    await context.emitter.task_start()
+    try:
+        await run_evaluation()
+    except Exception as exc:  # whatever happens, the chat must stay usable and say what went wrong
+        logger.exception("the evaluation failed")
+        await cl.ErrorMessage(content=f"The evaluation stopped: {type(exc).__name__}: {exc}").send()
+    finally:
+        cl.user_session.set("batch", None)
+        current = cl.user_session.get("evaluation")
+        if isinstance(current, Evaluation):
+            current.running = False
+        await context.emitter.task_end()
+
+
+async def run_evaluation() -> None:
+    choices = chat.current_choices()
+    settings = chat.session_settings()
+    try:
+        cfg = chat.load_chosen_team(choices)
+    except TeamConfigError as exc:
+        await cl.Message(content=chat.team_error_text(exc)).send()
+        return
+    team = options.team_path(choices, chat.base_settings())
+    run_dir = run_dir_for(settings, choices, cfg.name)
+    api = ScoringAPI(settings.scoring_api_url)
+    status_msg = cl.Message(content=f"Fetching the questions from {settings.scoring_api_url} …")
+    await status_msg.send()
+    try:
+        tasks: list[TaskItem] = await api.questions()
+    except ScoringAPIError as exc:
+        status_msg.content = f"⚠️ Cannot fetch the questions: {exc}"
+        await status_msg.update()
+        return
+    try:
+        batch = BatchRun(team, run_dir, settings=settings, concurrency=CONCURRENCY)
+    except BatchError as exc:
+        status_msg.content = f"⚠️ The evaluation cannot start: {exc}"
+        await status_msg.update()
+        return
+    evaluation = Evaluation(team=team, run_dir=run_dir, settings=settings, batch=batch, running=True)
+    cl.user_session.set("evaluation", evaluation)
+    cl.user_session.set("batch", batch)
+    status_msg.content = (
+        f"Running the course evaluation: **{len(tasks)} questions**, team **{cfg.name}**, {CONCURRENCY} at a time. "
+        "Finished answers are kept, so a reload or a second click does not recompute them; Stop cancels the rest."
+    )
+    await status_msg.update()
+    for note in batch.notes:
+        await cl.Message(content=f"ℹ️ {note}").send()
+
+    task_list = cl.TaskList(status=f"Evaluation: 0/{len(tasks)} done")
+    rows: dict[str, cl.Task] = {}
+    for t in tasks:
+        rows[t.task_id] = cl.Task(title=f"{t.task_id[:8]} · {_short(t.question, 60)}", status=cl.TaskStatus.READY)
+        await task_list.add_task(rows[t.task_id])
+    await task_list.send()
+    lock = asyncio.Lock()
+
+    async def on_update(status: QuestionStatus) -> None:
+        row = rows.get(status.task_id)
+        if row is None:
+            return
+        row.status = _STATUS[status.state]
+        row.title = task_title(status)
+        finished = sum(r.status in (cl.TaskStatus.DONE, cl.TaskStatus.FAILED) for r in rows.values())
+        task_list.status = f"Evaluation: {finished}/{len(rows)} done"
+        async with lock:  # one send at a time, so the last state sent is the newest
+            await task_list.send()
+
+    statuses = await batch.run(tasks, on_update=on_update)
+    for s in statuses:
+        rows[s.task_id].status = _STATUS[s.state]
+        rows[s.task_id].title = task_title(s)
+    ended = "cancelled" if batch.cancelled else "finished"
+    task_list.status = f"Evaluation {ended}: {summary_line(statuses)}"
+    await task_list.send()
+    await _send_table(evaluation, statuses, ended)
+
+
+async def _send_table(evaluation: Evaluation, statuses: list[QuestionStatus], ended: str) -> None:
+    lines = [f"### Evaluation {ended}", summary_line(statuses), answers_table(statuses)]
+    actions: list[cl.Action] = []
+    try:
+        identity = await submit_identity(evaluation.settings)
+    except IdentityError as exc:
+        lines.append(f"⚠️ **Submit is not available:** {exc}")
+    else:
+        lines.append(f"**Submit** sends every answer (\"\" for the unanswered) as **{identity.username}** ({_identity_source(identity)}).")
+        actions.append(cl.Action(name=SUBMIT_ACTION, payload={}, label=f"Submit as {identity.username}"))
+    lines.append(f"Run dir: `{evaluation.run_dir}`")
+    await cl.Message(content="\n\n".join(lines), actions=actions, metadata={"evaluation_table": True}).send()
+
+
+# --- submitting -------------------------------------------------------------------------------------------
+async def submit(action: cl.Action) -> None:
+    evaluation = cl.user_session.get("evaluation")
+    if not isinstance(evaluation, Evaluation):
+        await cl.Message(content="Run the course evaluation first; Submit sends its answers.").send()
+        return
+    if evaluation.running:
+        await cl.Message(content="The evaluation is still running; submit when its table appears.").send()
+        return
+    settings = evaluation.settings
+    try:
+        identity = await submit_identity(settings)
+        agent_code = agent_code_url(settings.space_id)
+    except (IdentityError, AgentCodeError) as exc:
+        await cl.Message(content=f"⚠️ Not submitted: {exc}").send()
+        return
+    batch = evaluation.batch or BatchRun(evaluation.team, evaluation.run_dir, settings=settings)
+    answers = batch.answers_payload()
+    answered = sum(1 for a in answers if a["submitted_answer"])
+    note = cl.Message(content=f"Submitting {len(answers)} answers ({answered} non-empty) as **{identity.username}** …")
+    await note.send()
+    try:
+        result = await submit_answers(ScoringAPI(settings.scoring_api_url), identity, agent_code, answers)
+    except ScoringAPIError as exc:
+        note.content = f"⚠️ The submission failed: {exc}"
+        await note.update()
+        return
+    note.content = (
+        f"### Submitted as {md_escape(result.username)}\n\n"
+        f"**Score: {result.score:g}%** ({result.correct_count}/{result.total_attempted} correct)\n\n"
+        f"Server: {md_escape(result.message or '(no message)')}\n\nagent_code: {agent_code}"
+    )
+    await note.update()

@@ -1,0 +1,302 @@
+"""`teams.events` -> Chainlit steps and messages: one parent step per run, a step per agent turn (tokens
+streamed into it), a child step per tool call or code run, and the final answer as its own message.
+
+Steps are created with explicit `parent_id`s instead of `async with cl.Step(...)`: the events of one turn
+arrive interleaved with others' ends, and the context-var nesting of `async with` would follow the code's
+shape, not the run's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import chainlit as cl
+from chainlit.utils import utc_now
+
+from teams import events as ev
+from teams.result import Result
+
+RUN_PYTHON = "run_python"
+FINAL_ANSWER_AUTHOR = "Final answer"
+
+_STOP_EXPLAINED = {
+    "approved": "approved",
+    "answered": "answered",
+    "max_turns": "turn limit reached",
+    "timeout": "time limit reached",
+    "cancelled": "stopped",
+    "error": "error",
+    "no_answer": "no answer",
+}
+
+_MD_SPECIAL = "\\`*_{}[]<>()#+-.!|~"
+
+
+def md_escape(text: str) -> str:
+    """Show an answer exactly as written: `4,600 *approx*` must not turn into emphasis."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def format_cost(cost_usd: float | None) -> str:
+    if cost_usd is None:
+        return "cost unknown"
+    if cost_usd == 0:
+        return "no cost"
+    if cost_usd < 0.01:
+        return f"≈ ${cost_usd:.4f}"
+    return f"≈ ${cost_usd:.2f}"
+
+
+def format_tokens(prompt: int, completion: int) -> str:
+    return f"{prompt + completion:,} tokens ({prompt:,} in, {completion:,} out)"
+
+
+def usage_line(result: Result) -> str:
+    return " · ".join(
+        (
+            format_duration(result.duration_s),
+            format_tokens(result.prompt_tokens, result.completion_tokens),
+            format_cost(result.cost_usd),
+        )
+    )
+
+
+def final_answer_text(result: Result) -> str:
+    """The final message: the answer on top, then how the run ended and what it cost."""
+    lines: list[str] = []
+    if result.answer and result.approved:
+        lines.append(f"## ✅ Final answer: {md_escape(result.answer)}")
+        lines.append(f"{md_escape(result.stop_detail or 'approved')}")
+    elif result.answer:
+        lines.append(f"## ⚠️ Final answer (not approved): {md_escape(result.answer)}")
+    else:
+        lines.append("## ❌ No answer")
+    if not result.approved:
+        reason = _STOP_EXPLAINED.get(result.stop_reason, result.stop_reason)
+        detail = result.error or result.stop_detail
+        lines.append(f"**Stop reason:** {reason} (`{result.stop_reason}`)" + (f": {md_escape(detail)}" if detail else ""))
+    lines.append(usage_line(result))
+    return "\n\n".join(lines)
+
+
+def _pretty_json(arguments: str) -> str | dict:
+    try:
+        data = json.loads(arguments)
+    except (json.JSONDecodeError, TypeError):
+        return arguments
+    return data if isinstance(data, dict) else arguments
+
+
+@dataclass
+class _Turn:
+    step: cl.Step
+    agent: str
+    streamed: bool = False  # tokens arrived since the last tool call (the current segment)
+    needs_break: bool = False  # a tool step sits between the text so far and what comes next
+    last_tool_output: str = ""
+    tools: dict[str, cl.Step] = field(default_factory=dict)
+
+
+class RunView:
+    """Renders one run. Feed it every event in order with `handle()`; it sends the final message itself."""
+
+    def __init__(self, team: str, *, show_code: bool = True) -> None:
+        self.team = team
+        self.show_code = show_code
+        self.run_step: cl.Step | None = None
+        self.turn: _Turn | None = None
+        self.turns: list[str] = []
+        self.verdicts: list[str] = []
+        self.final_message: cl.Message | None = None
+
+    @property
+    def step_name(self) -> str:
+        return f"{self.team} team"
+
+    async def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            await self._run_started(event)
+        elif isinstance(event, ev.TurnStarted):
+            await self._turn_started(event.agent)
+        elif isinstance(event, ev.Token):
+            await self._token(event)
+        elif isinstance(event, ev.Thought):
+            await self._text(event.agent, event.text)
+        elif isinstance(event, ev.ToolCall):
+            if event.name != RUN_PYTHON:
+                await self._tool_call(event)
+            elif not self.show_code:
+                turn = await self._current(event.agent)
+                turn.streamed, turn.needs_break = False, True
+        elif isinstance(event, ev.ToolResult):
+            if event.name != RUN_PYTHON:
+                await self._tool_result(event)
+            elif (turn := self.turn) is not None:
+                turn.last_tool_output = event.output
+        elif isinstance(event, ev.CodeRun):
+            if self.show_code:
+                await self._code_run(event)
+        elif isinstance(event, ev.TurnEnded):
+            await self._turn_ended(event)
+        elif isinstance(event, ev.AnswerProposed):
+            self._verdict(event)
+        elif isinstance(event, ev.RunFinished):
+            await self._run_finished(event.result)
+
+    # --- the parent step ------------------------------------------------------------------------------
+    async def _run_started(self, event: ev.RunStarted) -> None:
+        step = cl.Step(name=self.step_name, type="run", show_input=False, default_open=True)
+        step.start = utc_now()
+        files = f" · files: {', '.join(event.attachments)}" if event.attachments else ""
+        step.metadata = {"run_id": event.run_id}
+        step.output = f"Agents: {', '.join(event.agents)}{files}"
+        self.run_step = step
+        await step.send()
+
+    async def _ensure_run_step(self) -> cl.Step:
+        if self.run_step is None:
+            await self._run_started(ev.RunStarted("-", "", self.team, []))
+        assert self.run_step is not None
+        return self.run_step
+
+    # --- agent turns ----------------------------------------------------------------------------------
+    async def _turn_started(self, agent: str) -> _Turn:
+        if self.turn is not None:
+            await self._close_turn()
+        parent = await self._ensure_run_step()
+        step = cl.Step(name=agent, type="llm", parent_id=parent.id, show_input=False, default_open=True)
+        step.start = utc_now()
+        await step.send()
+        self.turn = _Turn(step=step, agent=agent)
+        self.turns.append(agent)
+        return self.turn
+
+    async def _current(self, agent: str) -> _Turn:
+        if self.turn is None or self.turn.agent != agent:
+            return await self._turn_started(agent)
+        return self.turn
+
+    async def _token(self, event: ev.Token) -> None:
+        turn = await self._current(event.agent)
+        text = event.text
+        if turn.needs_break and turn.step.output:
+            text = "\n\n" + text.lstrip()
+        turn.needs_break = False
+        turn.streamed = True
+        await turn.step.stream_token(text)
+
+    async def _text(self, agent: str, text: str) -> None:
+        """Text that was not streamed (a non-streaming agent's thought or message)."""
+        turn = await self._current(agent)
+        if turn.streamed or not text.strip():
+            return
+        turn.step.output = (turn.step.output + "\n\n" + text) if turn.step.output else text
+        turn.needs_break = False
+        await turn.step.update()
+
+    async def _close_turn(self, note: str = "") -> None:
+        turn, self.turn = self.turn, None
+        if turn is None:
+            return
+        for tool in turn.tools.values():
+            tool.output = tool.output or "(interrupted before it returned)"
+            tool.end = utc_now()
+            await tool.update()
+        if note:
+            turn.step.output = (turn.step.output + "\n\n" if turn.step.output else "") + note
+        turn.step.end = utc_now()
+        await turn.step.update()
+
+    async def _turn_ended(self, event: ev.TurnEnded) -> None:
+        turn = await self._current(event.agent)
+        text = event.text.strip()
+        # A turn that ends on tool output (no reflection) repeats that output as its message; the tool
+        # step already shows it.
+        if text and text != turn.last_tool_output.strip():
+            await self._text(event.agent, text)
+        await self._close_turn()
+
+    # --- tools and code -------------------------------------------------------------------------------
+    async def _tool_step(self, agent: str, call_id: str, name: str, show_input: str) -> cl.Step:
+        turn = await self._current(agent)
+        step = cl.Step(name=name, type="tool", parent_id=turn.step.id, show_input=show_input, language="text")
+        step.start = utc_now()
+        turn.tools[call_id] = step
+        turn.streamed = False
+        turn.needs_break = True
+        return step
+
+    async def _tool_call(self, event: ev.ToolCall) -> None:
+        step = await self._tool_step(event.agent, event.call_id, event.name, "json")
+        step.input = _pretty_json(event.arguments)
+        await step.send()
+
+    async def _tool_result(self, event: ev.ToolResult) -> None:
+        turn = await self._current(event.agent)
+        turn.last_tool_output = event.output
+        step = turn.tools.pop(event.call_id, None)
+        if step is None:  # a result without a call we saw: show it anyway
+            step = await self._tool_step(event.agent, event.call_id, event.name, "json")
+            turn.tools.pop(event.call_id, None)
+            await step.send()
+        step.output = event.output
+        step.language = "text"
+        step.is_error = event.is_error or event.output.startswith("Error:")
+        step.end = utc_now()
+        await step.update()
+
+    async def _code_run(self, event: ev.CodeRun) -> None:
+        turn = await self._current(event.agent)
+        if event.output is None:
+            step = await self._tool_step(event.agent, event.call_id, RUN_PYTHON, "python")
+            step.input = event.code
+            await step.send()
+            return
+        step = turn.tools.pop(event.call_id, None)
+        if step is None:
+            step = await self._tool_step(event.agent, event.call_id, RUN_PYTHON, "python")
+            turn.tools.pop(event.call_id, None)
+            step.input = event.code
+            await step.send()
+        step.output = event.output
+        step.language = "text"
+        step.is_error = (event.exit_code not in (0, None)) or event.output.startswith("Error:")
+        step.end = utc_now()
+        await step.update()
+
+    # --- answers and the end --------------------------------------------------------------------------
+    def _verdict(self, event: ev.AnswerProposed) -> None:
+        answer = md_escape(event.answer)
+        if event.verdict == "proposed":
+            self.verdicts.append(f"{event.agent} proposed **{answer}**")
+        elif event.verdict == "rejected":
+            self.verdicts.append(f"**{answer}** was rejected")
+        else:
+            self.verdicts.append(f"{event.agent} approved **{answer}**")
+
+    async def _run_finished(self, result: Result) -> None:
+        note = "_(stopped)_" if result.stop_reason in ("cancelled", "timeout", "error") else ""
+        await self._close_turn(note)
+        step = await self._ensure_run_step()
+        lines = [f"{len(self.turns)} turns: {' → '.join(self.turns)}" if self.turns else "No agent spoke."]
+        lines += [f"- {v}" for v in self.verdicts]
+        lines.append(f"Ended: {_STOP_EXPLAINED.get(result.stop_reason, result.stop_reason)}"
+                     + (f" ({md_escape(result.stop_detail)})" if result.stop_detail else ""))
+        step.output = "\n\n".join(lines)
+        step.is_error = result.stop_reason == "error"
+        step.end = utc_now()
+        await step.update()
+        self.final_message = cl.Message(
+            content=final_answer_text(result),
+            author=FINAL_ANSWER_AUTHOR,
+            metadata={"final_answer": True, "stop_reason": result.stop_reason},
+        )
+        await self.final_message.send()
