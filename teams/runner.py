@@ -123,6 +123,7 @@ class Run:
         self._turn = 0
         self._turn_ledger_start = 0
         self._code_calls: dict[str, str] = {}
+        self._streamed = ""  # text streamed since the last tool event, to drop AutoGen's repeat as a ThoughtEvent
         self._task_result: TaskResult | None = None
         self._failure: BaseException | None = None
         self._built: BuiltTeam | None = None
@@ -309,11 +310,14 @@ class Run:
         out += self._start_turn(source)
         if isinstance(item, ModelClientStreamingChunkEvent):
             if item.content:
+                self._streamed += item.content
                 out.append(ev.Token(source, item.content))
             return out
         self._trace.append(TraceEntry(source, type(item).__name__, item.to_text()))
+        streamed, self._streamed = self._streamed, ""
         if isinstance(item, ThoughtEvent):
-            out.append(ev.Thought(source, item.content))
+            if item.content.strip() != streamed.strip():  # already shown as tokens otherwise
+                out.append(ev.Thought(source, item.content))
         elif isinstance(item, ToolCallRequestEvent):
             for call in item.content:
                 out.append(ev.ToolCall(source, call.id, call.name, call.arguments))

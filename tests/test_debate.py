@@ -48,6 +48,11 @@ async def test_full_debate_reaches_the_approved_normalised_answer(llm_server) ->
     code_runs = [e for e in events if isinstance(e, ev.CodeRun) and e.output is not None]
     assert code_runs and code_runs[0].code == "print(sum([1200, 3400]))" and code_runs[0].exit_code == 0
 
+    # the researcher's streamed "Checking." before its tool call is shown once, as tokens, not again as a thought
+    researcher_tokens = "".join(e.text for e in events if isinstance(e, ev.Token) and e.agent == "researcher")
+    assert researcher_tokens.startswith("Checking.")
+    assert not [e for e in events if isinstance(e, ev.Thought)]
+
     verdicts = [(e.answer, e.verdict) for e in events if isinstance(e, ev.AnswerProposed)]
     assert verdicts == [
         ("4,600 inhabitants", "proposed"),
