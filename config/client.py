@@ -32,6 +32,8 @@ from autogen_core.tools import Tool, ToolSchema
 from loguru import logger
 from pydantic import BaseModel
 
+from config.telemetry import maybe_span
+
 T = TypeVar("T")
 
 _RETRYABLE_STATUS = {408, 409, 425, 429}
@@ -136,8 +138,10 @@ class ManagedClient(ChatCompletionClient):
         base_delay: float = 1.0,
         max_delay: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        telemetry: Any | None = None,
     ) -> None:
         self._inner = inner
+        self._telemetry = telemetry
         self.agent = agent
         self.provider = provider
         self.model = model
@@ -166,6 +170,22 @@ class ManagedClient(ChatCompletionClient):
         json_output: bool | type[BaseModel] | None = None,
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        with maybe_span(self._telemetry, f"chat {self.model}", self.agent, **self._span_attributes()) as span:
+            result = await self._create_with_retries(
+                messages, tools, tool_choice, json_output, extra_create_args, cancellation_token
+            )
+            _set_usage(span, result.usage)
+            return result
+
+    async def _create_with_retries(
+        self,
+        messages: Sequence[LLMMessage],
+        tools: Sequence[Tool | ToolSchema],
+        tool_choice: Tool | Literal["auto", "required", "none"],
+        json_output: bool | type[BaseModel] | None,
+        extra_create_args: Mapping[str, Any],
+        cancellation_token: CancellationToken | None,
     ) -> CreateResult:
         attempt = 0
         while True:
@@ -204,6 +224,27 @@ class ManagedClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
+        span = self._telemetry.start(f"chat {self.model}", self.agent, **self._span_attributes()) if self._telemetry else None
+        inner = self._stream_with_retries(messages, tools, tool_choice, json_output, extra_create_args, cancellation_token)
+        try:
+            async for item in inner:
+                if isinstance(item, CreateResult):
+                    _set_usage(span, item.usage)
+                yield item
+        finally:
+            await _aclose_quietly(inner)
+            if span is not None:
+                span.end()
+
+    async def _stream_with_retries(
+        self,
+        messages: Sequence[LLMMessage],
+        tools: Sequence[Tool | ToolSchema],
+        tool_choice: Tool | Literal["auto", "required", "none"],
+        json_output: bool | type[BaseModel] | None,
+        extra_create_args: Mapping[str, Any],
+        cancellation_token: CancellationToken | None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
         attempt = 0
         while True:
             self._check_abort()
@@ -241,6 +282,9 @@ class ManagedClient(ChatCompletionClient):
                 await _aclose_quietly(stream)
 
     # --- helpers ---------------------------------------------------------------------------------------
+    def _span_attributes(self) -> dict[str, Any]:
+        return {"gen_ai.system": self.provider, "gen_ai.request.model": self.model, "roundtable.agent": self.agent}
+
     def _check_abort(self) -> None:
         if self._abort is not None and self._abort.is_cancelled():
             raise RunAborted("the run was stopped")
@@ -302,6 +346,12 @@ class ManagedClient(ChatCompletionClient):
     @property
     def model_info(self) -> ModelInfo:
         return self._inner.model_info
+
+
+def _set_usage(span: Any, usage: RequestUsage | None) -> None:
+    if span is not None and usage is not None:
+        span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
 
 
 def _is_empty(result: CreateResult) -> bool:

@@ -205,6 +205,7 @@ def build_client(
     agent: str,
     ledger: Any | None = None,
     abort: CancellationToken | None = None,
+    telemetry: Any | None = None,
 ) -> ManagedClient:
     inner, provider, model = build_raw_client(spec, settings)
     return ManagedClient(
@@ -217,4 +218,5 @@ def build_client(
         max_retries=settings.llm_max_retries,
         base_delay=settings.llm_retry_base_delay,
         max_delay=settings.llm_retry_max_delay,
+        telemetry=telemetry,
     )

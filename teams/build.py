@@ -105,7 +105,7 @@ def system_prompt(cfg: TeamConfig, spec: AgentSpec) -> str:
 
 
 def build_agent(cfg: TeamConfig, spec: AgentSpec, client: ChatCompletionClient, tool_ctx: ToolContext) -> AssistantAgent:
-    tools = build_tools(spec.tools, tool_ctx)
+    tools = build_tools(spec.tools, tool_ctx, agent=spec.name)
     return AssistantAgent(
         spec.name,
         model_client=client,

@@ -9,6 +9,7 @@ resort. Whatever happens, the best answer proposed so far is kept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -41,6 +42,7 @@ from config.client import ManagedClient
 from config.models import ModelSpec
 from config.providers import build_client
 from config.settings import Settings, get_settings
+from config.telemetry import RunTelemetry, setup_tracing
 from config.usage import UsageLedger
 from sandbox import Limits, create_executor
 from teams import events as ev
@@ -116,6 +118,7 @@ class Run:
         self._executor_lock = asyncio.Lock()
         self._staged: list[Path] = []
         self._log = logger.bind(run_id=self.run_id, question_id=self.question.task_id or "-")
+        self.telemetry = RunTelemetry(self.run_id, self.question.task_id, team.name) if setup_tracing() else None
         # per-run bookkeeping while translating AutoGen's stream
         self._trace: list[TraceEntry] = []
         self._proposals: list[Proposal] = []
@@ -146,7 +149,9 @@ class Run:
     def _client(self, spec: ModelSpec, agent: str) -> ChatCompletionClient:
         if self._client_factory is not None:
             return self._client_factory(spec, agent, self.ledger, self.abort)
-        return build_client(spec, self.settings, agent=agent, ledger=self.ledger, abort=self.abort)
+        return build_client(
+            spec, self.settings, agent=agent, ledger=self.ledger, abort=self.abort, telemetry=self.telemetry
+        )
 
     async def _get_executor(self) -> CodeExecutor:
         async with self._executor_lock:
@@ -159,6 +164,8 @@ class Run:
                     allow_subprocess=sb.allow_subprocess
                     if self.settings.sandbox_allow_subprocess is None
                     else self.settings.sandbox_allow_subprocess,
+                    image=self.settings.sandbox_image,
+                    python=self.settings.sandbox_python,
                 )
                 await executor.start()
                 self._executor = executor
@@ -185,6 +192,7 @@ class Run:
                 abort=self.abort,
                 executor=self._get_executor,
                 allow_loopback=self._allow_loopback,
+                telemetry=self.telemetry,
             )
             try:
                 self._built = build_team(
@@ -210,8 +218,11 @@ class Run:
             )
             if self._built is not None and self._failure is None:
                 self._log.info("run started: team={} agents={} question={}", self.cfg.name, ",".join(self.cfg.agent_names), one_line(self.question.text, 100))
-                with logger.contextualize(run_id=self.run_id, question_id=self.question.task_id or "-"):
-                    # Created inside the context so every AutoGen task of this run logs with our ids.
+                with logger.contextualize(run_id=self.run_id, question_id=self.question.task_id or "-"), (
+                    self.telemetry.attached() if self.telemetry else contextlib.nullcontext()
+                ):
+                    # Created inside these contexts so every AutoGen task of this run logs with our ids and
+                    # nests its spans (AutoGen's execute_tool, invoke_agent) under this question.
                     producer = asyncio.create_task(self._pump(self._built))
                 async for item in self._drain(started, producer):
                     yield item
@@ -221,6 +232,13 @@ class Run:
                 await asyncio.wait({producer}, timeout=HARD_CANCEL_WAIT_S)
             await self._release(workdir)
         self.result = self._finish(time.monotonic() - started)
+        if self.telemetry is not None:
+            r = self.result
+            self.telemetry.finish(**{
+                "roundtable.answer": r.answer, "roundtable.approved": r.approved, "roundtable.stop_reason": r.stop_reason,
+                "gen_ai.usage.input_tokens": r.prompt_tokens, "gen_ai.usage.output_tokens": r.completion_tokens,
+                "roundtable.cost_usd": r.cost_usd,
+            })
         self._log.info(
             "run finished: stop={} answer={!r} tokens in={} out={} in {:.1f}s",
             self.result.stop_reason,
@@ -290,6 +308,8 @@ class Run:
         self._speaker = agent
         self._turn += 1
         self._turn_ledger_start = len(self.ledger.records)
+        if self.telemetry is not None:
+            self.telemetry.turn_started(agent, self._turn)
         return [ev.TurnStarted(agent, self._turn)]
 
     def _translate(self, item: Any) -> list[ev.Event]:
@@ -349,6 +369,8 @@ class Run:
         prompt = sum(r.prompt_tokens for r in records)
         completion = sum(r.completion_tokens for r in records)
         out: list[ev.Event] = [ev.TurnEnded(agent, self._turn, text, prompt, completion)]
+        if self.telemetry is not None:
+            self.telemetry.turn_ended(agent, prompt, completion)
         self._speaker = None
         self._log.info(
             "turn {} {}: {} calls, tokens in={} out={}: {}", self._turn, agent, len(records), prompt, completion, one_line(text, 120)

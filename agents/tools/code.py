@@ -5,6 +5,7 @@ from __future__ import annotations
 from autogen_core.code_executor import CodeBlock
 
 from agents.tools.registry import SafeTool, ToolContext, register
+from config.telemetry import maybe_span
 
 RUN_PYTHON_DESCRIPTION = (
     "Run a complete Python 3 program in an isolated sandbox without network access and return its exit "
@@ -19,7 +20,10 @@ def make_run_python(ctx: ToolContext) -> SafeTool:
         if ctx.executor is None:
             return "Error: no sandbox is configured for this team"
         executor = await ctx.executor()
-        result = await executor.execute_code_blocks([CodeBlock(code=code, language="python")], ctx.abort)
+        with maybe_span(ctx.telemetry, "sandbox run", None, **{"roundtable.sandbox.backend": getattr(executor, "backend", "")}) as span:
+            result = await executor.execute_code_blocks([CodeBlock(code=code, language="python")], ctx.abort)
+            if span is not None:
+                span.set_attribute("roundtable.sandbox.exit_code", result.exit_code)
         output = result.output if result.output.strip() else "(no output; print() what you need)"
         return f"exit code {result.exit_code}\n{output}"
 

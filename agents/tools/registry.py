@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from agents.tools.text import DEFAULT_MAX_CHARS, bound, one_line
 from config.settings import Settings
+from config.telemetry import maybe_span
 
 
 @dataclass
@@ -38,6 +39,7 @@ class ToolContext:
     executor: Callable[[], Awaitable[CodeExecutor]] | None = None  # the question's sandbox, started on first use
     vision_client: ChatCompletionClient | None = None
     allow_loopback: bool = False  # only tests serving fixtures on 127.0.0.1 turn this on
+    telemetry: Any | None = None  # config.telemetry.RunTelemetry when tracing is on
 
 
 ToolFactory = Callable[[ToolContext], BaseTool[Any, Any]]
@@ -83,7 +85,7 @@ def unknown_tool_message(name: str) -> str:
     return f"unknown tool {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
 
 
-def build_tools(names: list[str], ctx: ToolContext) -> list[BaseTool[Any, Any]]:
+def build_tools(names: list[str], ctx: ToolContext, agent: str | None = None) -> list[BaseTool[Any, Any]]:
     _ensure_loaded()
     tools = []
     for name in names:
@@ -92,6 +94,8 @@ def build_tools(names: list[str], ctx: ToolContext) -> list[BaseTool[Any, Any]]:
         tool = _REGISTRY[name].factory(ctx)
         if isinstance(tool, SafeTool):
             tool.abort = ctx.abort
+            tool.agent = agent
+            tool.telemetry = ctx.telemetry
         tools.append(tool)
     return tools
 
@@ -112,6 +116,8 @@ class SafeTool(FunctionTool):
         self.max_chars = max_chars
         # Set by build_tools to the run's abort token: a stopped run must not wait for a slow tool.
         self.abort: CancellationToken | None = None
+        self.agent: str | None = None
+        self.telemetry: Any | None = None
 
     async def _call(self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None) -> Any:
         if self.abort is None:
@@ -133,7 +139,8 @@ class SafeTool(FunctionTool):
         started = time.monotonic()
         shown = one_line(json.dumps(dict(args), ensure_ascii=False, default=str), 160)
         try:
-            result = await self._call(args, cancellation_token, call_id)
+            with maybe_span(self.telemetry, f"tool {self.name}", self.agent, **{"gen_ai.tool.name": self.name}):
+                result = await self._call(args, cancellation_token, call_id)
             text = bound(self.return_value_as_string(result), self.max_chars)
         except _Stopped:
             text = f"Error: {self.name} was stopped because the run was cancelled"
