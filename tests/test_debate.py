@@ -79,7 +79,7 @@ async def test_agents_get_their_role_prompt_and_only_their_tools(llm_server) -> 
     assert "critic" in critic.system and "APPROVED" in critic.system and "no articles" in critic.system
     assert "untrusted data" in critic.system
     assert critic.tool_names == []
-    assert server.requests_for("coder")[0].tool_names == ["run_python"]
+    assert server.requests_for("coder")[0].tool_names == ["run_python", "read_file"]
     assert "calculator" in server.requests_for("researcher")[0].tool_names
     # the coder never sees the researcher's raw tool output, only its summary
     coder_text = " ".join(str(m.get("content")) for m in server.requests_for("coder")[0].messages)

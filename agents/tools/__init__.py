@@ -1,6 +1,17 @@
 """Every tool a team YAML can name. Importing this package registers them all."""
 
-from agents.tools import calculator, code  # noqa: F401
+from agents.tools import (  # noqa: F401
+    audio,
+    calculator,
+    code,
+    files,
+    images,
+    pages,
+    wayback,
+    web_search,
+    wikipedia,
+    youtube,
+)
 from agents.tools.registry import SafeTool, ToolContext, build_tools, entries, register, tool_names
 
 __all__ = ["SafeTool", "ToolContext", "build_tools", "entries", "register", "tool_names"]

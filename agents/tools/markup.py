@@ -53,6 +53,18 @@ def _span(cell: Tag, name: str) -> int:
         return 1
 
 
+def _fill_spans(line: list[str], pending: dict[int, tuple[str, int]]) -> None:
+    """Append the cells that rowspans from rows above carry into the next columns of `line`."""
+    while len(line) in pending:
+        col = len(line)
+        text, left = pending[col]
+        line.append(text)
+        if left <= 1:
+            del pending[col]
+        else:
+            pending[col] = (text, left - 1)
+
+
 def table_to_markdown(table: Tag) -> str:
     """A data table as a markdown table, spans expanded. Empty string when the table has no cells."""
     rows = [tr for tr in table.find_all("tr") if tr.find_parent("table") is table]
@@ -60,31 +72,17 @@ def table_to_markdown(table: Tag) -> str:
     header_rows = 0
     pending: dict[int, tuple[str, int]] = {}  # column -> (text, rows still covered) from rowspans above
     for r, tr in enumerate(rows):
-        cells = [c for c in tr.find_all(["td", "th"], recursive=False)]
+        cells = list(tr.find_all(["td", "th"], recursive=False))
         line: list[str] = []
-        col = 0
-
-        def fill_pending() -> None:
-            nonlocal col
-            while col in pending:
-                text, left = pending[col]
-                line.append(text)
-                if left <= 1:
-                    del pending[col]
-                else:
-                    pending[col] = (text, left - 1)
-                col += 1
-
         for cell in cells:
-            fill_pending()
+            _fill_spans(line, pending)
             text = _cell_text(cell)
             colspan, rowspan = _span(cell, "colspan"), _span(cell, "rowspan")
             for _ in range(colspan):
-                line.append(text)
                 if rowspan > 1:
-                    pending[col] = (text, rowspan - 1)
-                col += 1
-        fill_pending()
+                    pending[len(line)] = (text, rowspan - 1)
+                line.append(text)
+        _fill_spans(line, pending)
         if not line:
             continue
         if r == header_rows and cells and all(c.name == "th" for c in cells) and len(grid) == header_rows:

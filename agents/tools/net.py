@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urljoin
 
@@ -70,9 +72,9 @@ def address_problem(address: str, *, allow_loopback: bool = False) -> str | None
         ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return "not an IP address"
-    candidates = [ip]
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
     if isinstance(ip, ipaddress.IPv6Address) and (inner := _embedded_ipv4(ip)) is not None:
-        candidates.append(inner)
+        candidates.insert(0, inner)  # the wrapped IPv4 address says best what is really reached
     for cand in candidates:
         if cand.is_loopback:
             if not allow_loopback:
@@ -147,14 +149,17 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    """One verified TLS context for every fetch: loading the CA bundle costs more than a whole local request."""
+    return httpx.create_ssl_context()
+
+
 class _GuardedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, allow_loopback: bool) -> None:
-        super().__init__(trust_env=False)
-        # httpx builds its pool without a way to pass a network backend; the pool is its only state.
+    def __init__(self, allow_loopback: bool) -> None:  # no super().__init__(): it would build a pool to discard
+        # httpx's transport takes no network backend, but its pool is its only state, so we build the pool.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            network_backend=_GuardedBackend(allow_loopback),
-            max_connections=20,
+            ssl_context=_tls(), network_backend=_GuardedBackend(allow_loopback), max_connections=20
         )
 
 

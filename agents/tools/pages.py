@@ -11,7 +11,7 @@ import asyncio
 import json
 
 from agents.tools.markup import html_to_markdown, pdf_to_text
-from agents.tools.net import FetchError, Fetched, fetch
+from agents.tools.net import Fetched, FetchError, fetch
 from agents.tools.passages import select_passages
 from agents.tools.registry import SafeTool, ToolContext, register
 from agents.tools.sources import ANSWER_KEY_MESSAGE, looks_like_answer_key
@@ -83,6 +83,9 @@ READ_PAGE_DESCRIPTION = (
 def make_read_page(ctx: ToolContext) -> SafeTool:
     async def read_page(url: str, query: str | None = None) -> str:
         settings = ctx.settings
+        url = url.strip()
+        if url and ":" not in url.split("/", 1)[0]:  # "example.org/page": models often drop the scheme
+            url = "https://" + url
         try:
             fetched = await fetch(
                 url,
@@ -97,7 +100,7 @@ def make_read_page(ctx: ToolContext) -> SafeTool:
             title, text = await asyncio.to_thread(document_text, fetched)
         except ValueError as exc:
             return f"Error: {fetched.url} {exc}"
-        moved = f"(redirected from {url})" if fetched.url.rstrip("/") != url.strip().rstrip("/") else ""
+        moved = f"(redirected from {url})" if fetched.url.rstrip("/") != url.rstrip("/") else ""
         return present(title, fetched.url, text, query, source=moved)
 
     return SafeTool(read_page, name="read_page", description=READ_PAGE_DESCRIPTION, max_chars=DEFAULT_MAX_CHARS)

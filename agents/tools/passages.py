@@ -43,6 +43,8 @@ def split_blocks(markdown: str) -> list[Block]:
         first = chunk.lstrip().splitlines()[0]
         if m := _HEADING.match(first):
             heading = m.group(2).strip()
+            if len(chunk.strip().splitlines()) == 1:
+                continue  # a heading alone is context for the blocks under it, not a passage
         lines = chunk.splitlines()
         table_lines = [ln for ln in lines if ln.lstrip().startswith("|")]
         if len(table_lines) > TABLE_CHUNK_ROWS + 2 and len(table_lines) >= len(lines) - 2:

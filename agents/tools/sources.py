@@ -46,6 +46,11 @@ BLOCKED_SOURCES: tuple[BlockedSource, ...] = (
         _p(r"^/(?:api/)?(?:(?:datasets|spaces|models)/)?gaia-benchmark(?:/|$|\?)"),
     ),
     BlockedSource(
+        "a Hub mirror serving the GAIA dataset (any host with the Hub's URL layout)",
+        _p(r".+"),
+        _p(r"^/(?:api/)?datasets/gaia-benchmark/"),
+    ),
+    BlockedSource(
         "the Hub's dataset viewer serving rows or parquet files of the GAIA dataset",
         _p(r"datasets-server\.huggingface\.co"),
         _p(r"gaia"),

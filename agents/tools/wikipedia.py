@@ -18,11 +18,13 @@ import asyncio
 import json
 import re
 import threading
+import warnings
 from typing import Any
 from urllib.parse import quote
 
 import requests
 import wikipedia as wikipedia_pkg
+from bs4 import GuessedAtParserWarning
 from wikipedia import exceptions as wiki_errors
 
 from agents.tools.dates import ACCEPTED, end_of_period, mediawiki_timestamp
@@ -97,13 +99,18 @@ class _TimedRequests:
 
 def _search_sync(api: str, query: str, results: int, timeout: float, max_bytes: int) -> str:
     module = wikipedia_pkg.wikipedia
-    with _PACKAGE_LOCK:
+    with _PACKAGE_LOCK, warnings.catch_warnings():
+        # The package parses disambiguation pages with BeautifulSoup without naming a parser (lxml is used).
+        warnings.simplefilter("ignore", GuessedAtParserWarning)
         saved = module.requests, module.API_URL, module.USER_AGENT
         module.requests, module.API_URL, module.USER_AGENT = _TimedRequests(timeout, max_bytes), api, API_USER_AGENT
         try:
             # Its cache is keyed by arguments only: a result from another edition or endpoint must not come back.
             wikipedia_pkg.search.clear_cache()
-            titles, suggestion = wikipedia_pkg.search(query, results=results, suggestion=True)
+            try:
+                titles, suggestion = wikipedia_pkg.search(query, results=results, suggestion=True)
+            except KeyError:  # the package assumes `searchinfo` always carries a suggestion when present
+                titles, suggestion = wikipedia_pkg.search(query, results=results), None
             lines: list[str] = []
             for rank, title in enumerate(titles, start=1):
                 line = f"{rank}. {title} — {article_url(api, title)}"
