@@ -1,18 +1,61 @@
-"""Where the coder's Python runs. `create_executor` picks a backend; see README "Sandbox"."""
+"""Where the coder's Python runs. `create_executor` picks a backend; see README "Sandbox".
+
+`auto` takes the first that works here: docker (an engine answers and the image exists) > bwrap
+(bubblewrap can create its namespaces) > subprocess (not isolated; only when the config allows it).
+Each probe's answer is cached for a short while so a batch of questions does not re-probe per question.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Literal
 
-from sandbox.base import Limits, SandboxExecutor, SandboxResult
+from loguru import logger
+
+from sandbox.base import Limits, SandboxError, SandboxExecutor, SandboxResult
 from sandbox.subprocess_backend import SubprocessSandbox
 
 Backend = Literal["auto", "docker", "bwrap", "subprocess"]
+BACKENDS: tuple[str, ...] = ("auto", "docker", "bwrap", "subprocess")
+PROBE_TTL_S = 30.0
 
 
 class SandboxUnavailable(RuntimeError):
     pass
+
+
+_probes: dict[tuple[str, str], tuple[float, str | None]] = {}
+
+
+def _cached(kind: str, key: str, probe) -> str | None:  # type: ignore[no-untyped-def]
+    now = time.monotonic()
+    hit = _probes.get((kind, key))
+    if hit is not None and now - hit[0] < PROBE_TTL_S:
+        return hit[1]
+    problem = probe()
+    _probes[(kind, key)] = (now, problem)
+    return problem
+
+
+def docker_problem(image: str) -> str | None:
+    """None when the docker backend can run here, else why not."""
+    from sandbox.docker_backend import docker_problem as probe
+
+    return _cached("docker", image, lambda: probe(image))
+
+
+def bwrap_problem(python: str | None = None) -> str | None:
+    """None when the bwrap backend can run here, else why not."""
+    from sandbox.bwrap_backend import bwrap_problem as probe
+
+    return _cached("bwrap", python or "", lambda: probe(python))
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from config.settings import get_settings
+
+    return get_settings()
 
 
 def create_executor(
@@ -21,15 +64,65 @@ def create_executor(
     files: list[Path] | None = None,
     limits: Limits | None = None,
     allow_subprocess: bool = False,
+    image: str | None = None,
+    python: str | None = None,
 ) -> SandboxExecutor:
-    if backend in ("auto", "subprocess"):
-        if not allow_subprocess:
-            raise SandboxUnavailable(
-                "no isolated sandbox backend is available and the subprocess backend is not allowed "
-                "(set `sandbox.allow_subprocess: true` in the team YAML or SANDBOX_ALLOW_SUBPROCESS=1)"
-            )
-        return SubprocessSandbox(files=files, limits=limits)
-    raise SandboxUnavailable(f"sandbox backend {backend!r} is not available on this machine")
+    """A sandbox for one question. `image`: the docker image (default: settings' SANDBOX_IMAGE);
+    `python`: the interpreter bwrap and subprocess run (default: this one)."""
+    if backend not in BACKENDS:
+        raise SandboxUnavailable(f"unknown sandbox backend {backend!r} (choose one of {', '.join(BACKENDS)})")
+    if image is None or python is None:
+        settings = _settings()
+        image = image or settings.sandbox_image
+        python = python or settings.sandbox_python
+    skipped: list[str] = []
+    if backend in ("auto", "docker"):
+        problem = docker_problem(image)
+        if problem is None:
+            from sandbox.docker_backend import DockerSandbox
+
+            logger.info("sandbox: docker (image {})", image)
+            return DockerSandbox(files=files, limits=limits, image=image)
+        if backend == "docker":
+            raise SandboxUnavailable(f"sandbox backend 'docker' is not available: {problem}")
+        skipped.append(f"docker: {problem}")
+    if backend in ("auto", "bwrap"):
+        problem = bwrap_problem(python)
+        if problem is None:
+            from sandbox.bwrap_backend import BwrapSandbox
+
+            logger.info("sandbox: bwrap{}", f" ({'; '.join(skipped)})" if skipped else "")
+            return BwrapSandbox(files=files, limits=limits, python=python)
+        if backend == "bwrap":
+            raise SandboxUnavailable(f"sandbox backend 'bwrap' is not available: {problem}")
+        skipped.append(f"bwrap: {problem}")
+    if not allow_subprocess and backend == "subprocess":
+        raise SandboxUnavailable(
+            "the subprocess backend is not isolated and is refused unless allowed "
+            "(set `sandbox.allow_subprocess: true` in the team YAML or SANDBOX_ALLOW_SUBPROCESS=1)"
+        )
+    if not allow_subprocess:
+        why = f" ({'; '.join(skipped)})" if skipped else ""
+        raise SandboxUnavailable(
+            f"no isolated sandbox backend is available{why} and the subprocess backend is not allowed "
+            "(set `sandbox.allow_subprocess: true` in the team YAML or SANDBOX_ALLOW_SUBPROCESS=1)"
+        )
+    logger.warning(
+        "sandbox: using the subprocess backend, which is NOT ISOLATED: model-written code runs on this host "
+        "as this user, with its files and network{}", f" ({'; '.join(skipped)})" if skipped else ""
+    )
+    return SubprocessSandbox(files=files, limits=limits, python=python)
 
 
-__all__ = ["Backend", "Limits", "SandboxExecutor", "SandboxResult", "SandboxUnavailable", "create_executor"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Limits",
+    "SandboxError",
+    "SandboxExecutor",
+    "SandboxResult",
+    "SandboxUnavailable",
+    "bwrap_problem",
+    "create_executor",
+    "docker_problem",
+]

@@ -1,7 +1,8 @@
 """The `subprocess` backend: a plain child process with rlimits and a timeout in a temporary directory.
 
-It is NOT isolated: the program runs as this user, can read what this user can read and can use the
-network. It exists for machines without Docker or bubblewrap and is refused unless the config allows it.
+It is NOT isolated: the program runs as this user, can read what this user can read (the project's
+.env included) and can use the network. Only its environment is cleaned. It exists for machines without
+Docker or bubblewrap, is refused unless the config allows it, and says so loudly in the log.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from pathlib import Path
 from autogen_core import CancellationToken
 from loguru import logger
 
-from sandbox.base import TIMEOUT_EXIT_CODE, Limits, SandboxExecutor, SandboxResult, cap_output, stage_files
-
-# Only what a Python program needs to start; the parent's environment (API keys!) never passes through.
-_SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
-
-
-def _child_env(home: Path) -> dict[str, str]:
-    env = {k: os.environ[k] for k in _SAFE_ENV_KEYS if k in os.environ}
-    env.update(HOME=str(home), TMPDIR=str(home), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
-    return env
+from sandbox.base import (
+    Limits,
+    OutputCollector,
+    SandboxExecutor,
+    SandboxResult,
+    cancel_event,
+    make_result,
+    signal_note,
+    stage_files,
+    wait_for_end,
+)
+from sandbox.env import program_env
 
 
 def _limit_child(limits: Limits) -> None:
@@ -39,22 +42,7 @@ def _limit_child(limits: Limits) -> None:
     size = limits.file_size_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-async def _read_capped(stream: asyncio.StreamReader, limit: int) -> tuple[bytes, int]:
-    """Read everything (so the child never blocks on a full pipe) but keep only head and tail."""
-    head = bytearray()
-    tail = bytearray()
-    total = 0
-    while chunk := await stream.read(65536):
-        total += len(chunk)
-        if len(head) < limit:
-            take = limit - len(head)
-            head += chunk[:take]
-            chunk = chunk[take:]
-        if chunk:
-            tail = (tail + chunk)[-limit // 4 :]
-    return bytes(head + tail), total
+    os.nice(10)
 
 
 class SubprocessSandbox(SandboxExecutor):
@@ -72,7 +60,8 @@ class SubprocessSandbox(SandboxExecutor):
             return
         logger.warning("sandbox backend 'subprocess' is NOT isolated: code runs on the host as this user")
         self._tmp = tempfile.TemporaryDirectory(prefix="roundtable-sbx-")
-        self.work_dir = Path(self._tmp.name)
+        self.work_dir = Path(self._tmp.name) / "work"
+        (Path(self._tmp.name) / "code").mkdir()
         stage_files(self.files, self.work_dir)
 
     async def stop(self) -> None:
@@ -81,18 +70,20 @@ class SubprocessSandbox(SandboxExecutor):
             self._tmp = None
             self.work_dir = None
 
-    async def run_python(self, code: str, cancellation_token: CancellationToken) -> SandboxResult:
+    async def _run(self, code: str, cancellation_token: CancellationToken) -> SandboxResult:
         await self.start()
         assert self.work_dir is not None
-        script = self.work_dir / f"_run_{time.monotonic_ns()}.py"
+        script = self.work_dir.parent / "code" / "main.py"
         script.write_text(code, encoding="utf-8")
         started = time.monotonic()
+        env = program_env(home=str(self.work_dir), tmp=str(self.work_dir), cpus=self.limits.cpus,
+                          path=os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"))
         proc = await asyncio.create_subprocess_exec(
             self.python,
-            "-I",  # isolated mode: ignore PYTHON* variables and the user site
+            "-s",  # no user site-packages
             str(script),
             cwd=self.work_dir,
-            env=_child_env(self.work_dir),
+            env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -106,37 +97,31 @@ class SubprocessSandbox(SandboxExecutor):
             except ProcessLookupError:
                 pass
 
-        cancellation_token.add_callback(kill)
+        collector = OutputCollector(self.limits.output_bytes)
         assert proc.stdout is not None
-        reader = asyncio.ensure_future(_read_capped(proc.stdout, self.limits.output_bytes))
-        timed_out = False
+        stdout = proc.stdout
+
+        async def pump() -> None:
+            while chunk := await stdout.read(1 << 16):
+                collector.feed(chunk)
+
+        done = asyncio.ensure_future(pump())
+        # The program's group is killed when it ends too: that also reaps what it left running. A child
+        # that left the group (setsid) survives; this backend does not pretend to contain anything.
+        exited = asyncio.ensure_future(proc.wait())
+        cancelled = cancel_event(cancellation_token)
         try:
-            await asyncio.wait_for(proc.wait(), timeout=self.limits.timeout_s)
-        except asyncio.TimeoutError:
-            timed_out = True
+            cause = await wait_for_end(exited, cancelled, self.limits.timeout_s)
         finally:
-            kill()  # also reaps anything the program left running in its group
-        data, _total = await reader
+            kill()
+        try:
+            await asyncio.wait_for(done, timeout=5)
+        except asyncio.TimeoutError:  # an escaped child still holds the pipe
+            done.cancel()
         await proc.wait()
-        script.unlink(missing_ok=True)
-        output, truncated = cap_output(data, self.limits.output_bytes)
-        notes = []
-        exit_code = proc.returncode if proc.returncode is not None else -1
-        if timed_out:
-            exit_code = TIMEOUT_EXIT_CODE
-            notes.append(f"killed after the {self.limits.timeout_s:g}s time limit")
-        elif cancellation_token.is_cancelled():
-            notes.append("stopped: the run was cancelled")
-        if truncated:
-            notes.append("output truncated")
-        if notes:
-            output += "\n[sandbox: " + "; ".join(notes) + "]"
-        return SandboxResult(
-            exit_code=exit_code,
-            output=output,
-            backend=self.backend,
-            timed_out=timed_out,
-            truncated=truncated,
-            duration_s=time.monotonic() - started,
-            notes=notes,
-        )
+        rc = proc.returncode if proc.returncode is not None else -1
+        exit_code = 128 - rc if rc < -1 else rc  # killed by signal N: report it as a shell does (128+N)
+        output, truncated = collector.text()
+        notes = signal_note(exit_code, self.limits) if cause == "exited" else []
+        return make_result(self.backend, exit_code=exit_code, output=output, truncated=truncated, cause=cause,
+                           limits=self.limits, duration_s=time.monotonic() - started, notes=notes)

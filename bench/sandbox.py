@@ -1,0 +1,103 @@
+"""How long the coder waits for the sandbox, per backend on this machine.
+
+    .venv/bin/python bench/sandbox.py [--runs 20] [--backend docker --backend bwrap ...]
+
+For each backend: cold start (a new question's sandbox: create, start, first `print(1)`), warm `print(1)`
+(median and p90 of --runs runs in the same sandbox) and a small pandas script (build a 10,000-row frame,
+group it, print the sums; median of 5). Target: a warm docker run under 150 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from autogen_core import CancellationToken  # noqa: E402
+from loguru import logger  # noqa: E402
+
+from sandbox import Limits, SandboxUnavailable, bwrap_problem, create_executor, docker_problem  # noqa: E402
+
+PANDAS = """
+import numpy as np
+import pandas as pd
+df = pd.DataFrame({"shop": np.arange(10_000) % 7, "sales": np.arange(10_000) * 0.5})
+print(df.groupby("shop")["sales"].sum().round(1).to_dict())
+"""
+
+
+async def measure(backend: str, runs: int) -> dict[str, float]:
+    token = CancellationToken()
+    started = time.perf_counter()
+    executor = create_executor(backend, allow_subprocess=True, limits=Limits(timeout_s=60))  # type: ignore[arg-type]
+    await executor.start()
+    first = await executor.run_python("print(1)", token)
+    cold = time.perf_counter() - started
+    assert first.output.strip() == "1", first.output
+    try:
+        warm = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            result = await executor.run_python("print(1)", token)
+            warm.append(time.perf_counter() - t)
+            assert result.output.strip() == "1", result.output
+        pandas = []
+        for _ in range(5):
+            t = time.perf_counter()
+            result = await executor.run_python(PANDAS, token)
+            pandas.append(time.perf_counter() - t)
+            if result.exit_code != 0:
+                raise RuntimeError(f"the pandas script failed: {result.output.strip()[-200:]}")
+    finally:
+        await executor.stop()
+    warm.sort()
+    return {
+        "cold_s": cold,
+        "warm_median_ms": statistics.median(warm) * 1000,
+        "warm_p90_ms": warm[int(0.9 * (len(warm) - 1))] * 1000,
+        "pandas_median_ms": statistics.median(pandas) * 1000,
+    }
+
+
+async def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--backend", action="append", choices=["docker", "bwrap", "subprocess"])
+    args = p.parse_args()
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    backends = args.backend or ["docker", "bwrap", "subprocess"]
+    print(f"{'backend':<11} {'cold start':>11} {'warm print(1)':>14} {'warm p90':>9} {'pandas script':>14}")
+    slow_docker = False
+    for backend in backends:
+        problem = {"docker": lambda: docker_problem(_image()), "bwrap": bwrap_problem}.get(backend, lambda: None)()
+        if problem:
+            print(f"{backend:<11} unavailable: {problem}")
+            continue
+        try:
+            m = await measure(backend, args.runs)
+        except (SandboxUnavailable, RuntimeError) as exc:
+            print(f"{backend:<11} failed: {exc}")
+            continue
+        print(f"{backend:<11} {m['cold_s']:>10.2f}s {m['warm_median_ms']:>11.0f} ms {m['warm_p90_ms']:>6.0f} ms "
+              f"{m['pandas_median_ms']:>11.0f} ms")
+        if backend == "docker" and m["warm_median_ms"] >= 150:
+            slow_docker = True
+    if slow_docker:
+        print("docker warm run is over the 150 ms target")
+    return 0
+
+
+def _image() -> str:
+    from config.settings import get_settings
+
+    return get_settings().sandbox_image
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,1 @@
+"""Sandbox tests: the attack suite and the backends (need Docker and/or bubblewrap)."""
