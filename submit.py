@@ -26,8 +26,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # messages unwrapped (paths stay copyable); tables fit the width
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -55,7 +55,6 @@ def setup_logs(settings: Any, log_file: Path | None = None) -> None:
 
     setup_logging(settings.model_copy(update={"log_level": "WARNING"}), sink=lambda m: err.print(Text(str(m).rstrip("\n"))))
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
         logger.add(log_file, level=settings.log_level.upper(), format=TEXT_FORMAT, colorize=False, delay=True,
                    backtrace=False, diagnose=False, serialize=settings.log_format == "json")
 
@@ -78,7 +77,12 @@ def money(value: float | None) -> str:
 # --- questions ----------------------------------------------------------------------------------------
 async def attachment_source(task: Any, settings: Any, api: Any) -> str:
     """Where `run` would get the attachment: the local cache, the scoring API, or the gated GAIA dataset."""
-    cached = settings.cache_dir / "attachments" / task.task_id / task.file_name
+    from evaluation.attachments import AttachmentError, cached_path
+
+    try:
+        cached = cached_path(task.task_id, task.file_name, settings)
+    except AttachmentError as exc:  # a file name the fetcher refuses (not a plain name, an answer file)
+        return f"missing: {exc}"
     if cached.is_file() and cached.stat().st_size > 0:
         return "cached"
     try:
@@ -160,7 +164,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
         warn(store.warnings)
         team = team or (store.meta.get("team") or {}).get("source") or (store.meta.get("team") or {}).get("name")
-    setup_logs(settings, run_dir / RUN_LOG)
+    setup_logs(settings)
     if not tasks:
         api = scoring_api(settings, args)
         try:
@@ -186,6 +190,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         batch.prepare(tasks)
     except BatchError as exc:
         raise CliError(str(exc)) from None
+    setup_logs(settings, run_dir / RUN_LOG)
     console.print(
         f"Run dir {run_dir} · team {batch.cfg.name} · {len(selected)} questions · concurrency {batch.concurrency} · "
         f"{batch.timeout_s:g}s per question"

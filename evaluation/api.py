@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -55,6 +57,12 @@ class ScoringAPIError(Exception):
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+
+
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every call: building one (loading the CA bundle) costs more than a local request."""
+    return httpx.create_ssl_context()
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -159,7 +167,7 @@ class ScoringAPI:
             if attempt:
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
             try:
-                async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
+                async with httpx.AsyncClient(timeout=timeout, follow_redirects=True, verify=_tls()) as client:
                     response = await send(client, url)
             except httpx.TimeoutException as exc:
                 connect = isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))

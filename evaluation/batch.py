@@ -94,6 +94,7 @@ class BatchRun:
         self.allow_loopback = allow_loopback
         self.notes: list[str] = []  # things the caller should show (e.g. a changed team file on resume)
         self._cancelled = False
+        self._running = False
         self._active: dict[str, Run] = {}
         self._tasks: list[TaskItem] = []
         self._statuses: dict[str, QuestionStatus] = {}
@@ -195,7 +196,10 @@ class BatchRun:
         self, tasks: list[TaskItem], *, on_update: Callable[[QuestionStatus], Any] | None = None
     ) -> list[QuestionStatus]:
         """Solve `tasks`; done ones in the run dir are skipped, failed ones retried. Never raises for one question."""
+        if self._running:
+            raise BatchError(f"the batch in {self.run_dir} is already running")
         store = self._open_store(tasks)
+        self._running, self._cancelled = True, False
         self._tasks = list(tasks)
         records = store.records()
         for t in tasks:
@@ -232,6 +236,7 @@ class BatchRun:
                  "cancelled": self._cancelled},
             )
             store.unlock()
+            self._running = False
         return self.statuses
 
     async def _solve(self, task: TaskItem, status: QuestionStatus, on_update: Callable[[QuestionStatus], Any] | None) -> None:
@@ -281,24 +286,28 @@ class BatchRun:
 
         duration = time.monotonic() - (status.started or time.monotonic())
         record = self._record(task, status, result, error, attachments, duration)
-        self.store.append(record)  # on disk before anyone hears about it
+        try:
+            self.store.append(record)  # on disk before anyone hears about it
+        except OSError as exc:  # a full or read-only disk: every later answer would be lost too, so stop
+            self.cancel()
+            raise BatchError(f"cannot save the answer of {task.task_id} in {self.run_dir}: {exc}; the batch stopped") from exc
         _fill(status, record)
         logger.info("question {} {}: {!r}{}", task.task_id, record.state, record.answer, f" ({record.error})" if record.error else "")
         await _notify(on_update, status)
 
     async def _attachment(self, task: TaskItem) -> Path:
-        try:
-            from evaluation.attachments import fetch_attachment
-        except ImportError as exc:  # the module ships with the tools issue
-            raise _Plain(f"attachments are not supported by this checkout ({exc})") from None
+        from evaluation.attachments import AttachmentError, fetch_attachment
+
         try:
             return await asyncio.wait_for(
                 fetch_attachment(task.task_id, task.file_name, settings=self.settings), timeout=ATTACHMENT_TIMEOUT_S
             )
         except asyncio.TimeoutError:
             raise _Plain(f"downloading the attachment {task.file_name} took over {ATTACHMENT_TIMEOUT_S:g}s") from None
+        except AttachmentError as exc:  # its message already says what failed and what to set
+            raise _Plain(one_line(str(exc), 500)) from None
         except Exception as exc:
-            raise _Plain(f"cannot get the attachment {task.file_name}: {one_line(str(exc), 400)}") from exc
+            raise _Plain(f"cannot get the attachment {task.file_name}: {type(exc).__name__}: {one_line(str(exc), 400)}") from exc
 
     def _record(
         self,
@@ -433,8 +442,7 @@ class BatchProgress:
 
         c = self.counts()
         bar = ProgressBar(total=max(self.total, 1), completed=c["done"] + c["failed"], width=40)
-        head = Table.grid(padding=(0, 1))
-        head.add_row(bar, Text(self.summary_line()))
+        head = Group(bar, Text(self.summary_line()))
         running = [s for s in self.rows.values() if s.state == "running"]
         if not running:
             return head

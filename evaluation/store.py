@@ -31,7 +31,7 @@ from evaluation.api import TaskItem
 RUN_FORMAT = 1  # bump when the layout or a record's fields change incompatibly
 RUN_JSON, QUESTIONS_JSON, ANSWERS_JSONL, LOCK_FILE = "run.json", "questions.json", "answers.jsonl", ".lock"
 RUN_LOG = "run.log"
-_MAY_PRECEDE = {RUN_LOG}  # the CLI opens the log before the batch creates the run dir
+_MAY_PRECEDE = {RUN_LOG}  # a log sink may create its file before the run dir is set up
 
 try:  # Linux/macOS; the Space and CI are Linux
     import fcntl
@@ -143,7 +143,7 @@ class RunStore:
                     f"format {RUN_FORMAT}. Update this checkout to use it."
                 )
             raise RunDirError(
-                f"{store.path} was written by an older submit.py{by}: run dir format {fmt or 'unversioned'}, this "
+                f"{store.path} was written by an older submit.py{by}: run dir format {'unversioned' if fmt is None else fmt}, this "
                 f"version reads format {RUN_FORMAT}. Nothing in it was changed: use the version that wrote it to "
                 "resume or submit it, or start a new run with `python submit.py run`."
             )

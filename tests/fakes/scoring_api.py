@@ -102,12 +102,13 @@ class ScoringServer:
         self._thread: threading.Thread | None = None
 
     # --- faults --------------------------------------------------------------------------------------
-    def fail(self, route: str, status: int = 503, times: int = 1) -> None:
-        """Answer the next `times` requests of `route` ("questions", "files", "submit", "random") with `status`."""
+    def fail(self, route: str, status: int = 503, times: int = 1, detail: Any = None) -> None:
+        """Answer the next `times` requests of `route` ("questions", "files", "submit", "random") with `status`:
+        5xx as a sleeping Space's HTML page, 4xx as FastAPI's `{"detail": ...}` (422: a validation error list)."""
         with self._lock:
-            self._faults.setdefault(route, []).extend([status] * times)
+            self._faults.setdefault(route, []).extend([(status, detail)] * times)
 
-    def _fault(self, route: str) -> int | None:
+    def _fault(self, route: str) -> tuple[int, Any] | None:
         with self._lock:
             queue = self._faults.get(route)
             return queue.pop(0) if queue else None
@@ -129,12 +130,19 @@ class ScoringServer:
         async def gate(route: str) -> Response | None:
             if server.delay.get(route):
                 await asyncio.sleep(server.delay[route])
-            status = server._fault(route)
-            if status is not None:
-                if status >= 500:
-                    return Response("<html><body>Space is restarting</body></html>", status_code=status, media_type="text/html")
-                return JSONResponse({"detail": f"scripted error {status}"}, status_code=status)
-            return None
+            fault = server._fault(route)
+            if fault is None:
+                return None
+            status, detail = fault
+            if status >= 500:
+                return Response("<html><body>Space is restarting</body></html>", status_code=status, media_type="text/html")
+            if detail is None:
+                detail = (
+                    [{"type": "missing", "loc": ["body", "answers"], "msg": "Field required", "input": None}]
+                    if status == 422
+                    else f"scripted error {status}"
+                )
+            return JSONResponse({"detail": detail}, status_code=status)
 
         @app.get("/questions")
         async def get_questions() -> Response:
@@ -222,6 +230,7 @@ class ScoringServer:
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+            self._server.force_exit = True  # do not wait for slow (delayed) requests still in flight
         if self._thread is not None:
             self._thread.join(timeout=10)
 
