@@ -13,9 +13,10 @@ import chainlit as cl
 
 from config.log import setup_logging
 from config.settings import get_settings
-from ui import auth, chat, evaluation
+from ui import auth, chat, evaluation, health
 
 setup_logging(get_settings())
+health.install()
 
 if auth.install():
     cl.oauth_callback(auth.accept_login)
@@ -39,6 +40,11 @@ async def on_message(message: cl.Message) -> None:
 @cl.on_stop
 async def on_stop() -> None:
     await chat.stop()
+
+
+@cl.on_chat_end
+async def on_chat_end() -> None:
+    await chat.end()
 
 
 @cl.action_callback(chat.EVALUATION_ACTION)

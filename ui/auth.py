@@ -102,6 +102,10 @@ def install() -> bool:
         return False
     if not any(p.id == PROVIDER_ID for p in providers):
         providers.append(HuggingFaceOAuthProvider())
+    if not os.environ.get("CHAINLIT_URL") and (host := os.environ.get("SPACE_HOST")):
+        # Behind the Space's proxy the request URL is http://<internal>; HF only redirects back to the
+        # Space's own https host.
+        os.environ["CHAINLIT_URL"] = f"https://{host}"
     if not os.environ.get("CHAINLIT_AUTH_SECRET"):
         # Chainlit refuses to start without it. A per-process secret keeps the app usable; logins then
         # last only until a restart, so say how to make them stick.

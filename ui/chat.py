@@ -16,6 +16,7 @@ from typing import Any
 import chainlit as cl
 from loguru import logger
 
+from config.log import mask
 from config.settings import Settings, get_settings
 from teams import Question, Run, TeamConfigError, load_team
 from teams.schema import TeamConfig
@@ -123,7 +124,7 @@ async def _render(run: Run, view: RunView) -> None:
     except Exception as exc:  # a rendering bug must not kill the run silently; say what happened
         logger.exception("rendering the run failed")
         run.cancel("the UI failed")
-        await cl.ErrorMessage(content=f"The run could not be shown: {exc}").send()
+        await cl.ErrorMessage(content=mask(f"The run could not be shown: {exc}")).send()
 
 
 async def answer(message: cl.Message) -> None:
@@ -135,7 +136,7 @@ async def answer(message: cl.Message) -> None:
         await cl.Message(content=team_error_text(exc)).send()
         return
     text = (message.content or "").strip()
-    folder, files = stage_uploads(message.elements or [])
+    folder, files = await asyncio.to_thread(stage_uploads, message.elements or [])  # uploads may be large
     if not text:
         text = "Describe the attached file(s)." if files else ""
     if not text:
@@ -167,6 +168,14 @@ async def _wait_previous_run() -> None:
             run.cancel("a new question was asked")
         with contextlib.suppress(Exception):
             await asyncio.wait({task}, timeout=STOP_WAIT_S)
+
+
+async def end() -> None:
+    """The tab closed or a new chat began: nobody watches this run any more, so stop paying for it. An
+    evaluation keeps going (its answers land in the run dir; a later click shows them)."""
+    run = cl.user_session.get("run")
+    if isinstance(run, Run):
+        run.cancel("the chat was closed")
 
 
 async def stop() -> None:

@@ -15,6 +15,7 @@ carries, set from HF's userinfo), otherwise the owner of HF_TOKEN (or the cached
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,23 @@ import chainlit as cl
 from chainlit.context import context
 from loguru import logger
 
+from config.log import mask
+from config.providers import ProviderNotConfigured
 from config.settings import Settings
 from evaluation.api import ScoringAPI, ScoringAPIError, TaskItem
 from evaluation.batch import BatchError, BatchRun, QuestionStatus
-from evaluation.identity import AgentCodeError, Identity, IdentityError, agent_code_url, find_token, identity_from_token
+from evaluation.identity import (
+    AgentCodeError,
+    Identity,
+    IdentityError,
+    agent_code_url,
+    find_token,
+    identity_from_token,
+)
 from evaluation.submission import submit_answers
 from teams import TeamConfigError
+from teams.preflight import model_choices
+from teams.schema import TeamConfig
 from ui import auth, chat, options
 from ui.render import format_duration, md_escape
 
@@ -53,15 +65,18 @@ class Evaluation:
     run_dir: Path
     settings: Settings
     batch: BatchRun | None = None
-    running: bool = False
 
 
-def run_dir_for(settings: Settings, choices: options.Choices, team_name: str) -> Path:
-    key = team_name
-    if choices.provider != "auto" or choices.model:
-        # Answers from another model are another evaluation: never resume one with the other.
-        key += f"--{choices.provider}" + (f"--{choices.model}" if choices.model else "")
-    return settings.cache_dir / "ui-evaluation" / re.sub(r"[^\w.\-]+", "_", key)
+def run_dir_for(settings: Settings, cfg: TeamConfig) -> Path:
+    """One fixed dir per team and set of models: answers from other models are another evaluation, and
+    a run dir resumed with other models would mix them."""
+    try:
+        models = sorted(f"{c.agent}={c.provider}/{c.model}" for c in model_choices(cfg, settings))
+    except ProviderNotConfigured:
+        models = []  # BatchRun refuses to start and says which variable to set
+    digest = hashlib.sha256("\n".join(models).encode()).hexdigest()[:10]
+    name = re.sub(r"[^\w.\-]+", "_", cfg.name)
+    return settings.cache_dir / "ui-evaluation" / f"{name}-{digest}"
 
 
 def _short(text: str, limit: int) -> str:
@@ -73,25 +88,35 @@ def _cell(text: str, limit: int) -> str:
     return md_escape(_short(text, limit)) or " "
 
 
-def task_title(status: QuestionStatus) -> str:
-    title = f"{status.task_id[:8]} · {_short(status.question, 60)}"
+def id_width(task_ids: list[str], minimum: int = 8) -> int:
+    """The shortest prefix length (at least `minimum`) that tells every task id apart."""
+    width = minimum
+    longest = max((len(t) for t in task_ids), default=minimum)
+    while width < longest and len({t[:width] for t in task_ids}) < len(set(task_ids)):
+        width += 1
+    return width
+
+
+def task_title(status: QuestionStatus, width: int = 8) -> str:
+    title = f"{status.task_id[:width]} · {_short(status.question, 60)}"
     if status.state == "failed" and status.error:
         title += f" — {_short(status.error, 60)}"
     return title
 
 
 def answers_table(statuses: list[QuestionStatus]) -> str:
+    width = id_width([s.task_id for s in statuses])
     rows = ["| Task | Question | Answer | Time | Tokens |", "|---|---|---|---|---|"]
     for s in statuses:
         if s.state == "done":
             answer = _cell(s.answer or "", ANSWER_CHARS)
         elif s.state == "failed":
-            answer = "⚠️ " + _cell(s.error or "failed", ANSWER_CHARS)
+            answer = "⚠️ " + _cell(mask(s.error or "failed"), ANSWER_CHARS)
         else:
             answer = f"_{s.state}_"
         tokens = f"{s.prompt_tokens + s.completion_tokens:,}"
         rows.append(
-            f"| `{s.task_id[:8]}` | {_cell(s.question, QUESTION_CHARS)} | {answer} | {format_duration(s.duration_s)} | {tokens} |"
+            f"| `{s.task_id[:width]}` | {_cell(s.question, QUESTION_CHARS)} | {answer} | {format_duration(s.duration_s)} | {tokens} |"
         )
     return "\n".join(rows)
 
@@ -108,6 +133,13 @@ def summary_line(statuses: list[QuestionStatus]) -> str:
         parts.append(f"{cached} from the cache")
     parts += [f"{tokens:,} tokens", cost]
     return " · ".join(parts)
+
+
+def cannot_start_text(exc: BatchError) -> str:
+    if "in use" in str(exc):  # the run dir's lock: another tab or user runs this team's evaluation now
+        return ("⚠️ This team's evaluation is already running in another session; click again when it has "
+                "finished to see its answers.")
+    return f"⚠️ The evaluation cannot start: {mask(str(exc))}"
 
 
 # --- identity ------------------------------------------------------------------------------------------
@@ -131,12 +163,16 @@ def _identity_source(identity: Identity) -> str:
 # --- running ---------------------------------------------------------------------------------------------
 async def start(action: cl.Action) -> None:
     """The action callback: start the evaluation in its own task and return."""
-    current = cl.user_session.get("evaluation")
-    if isinstance(current, Evaluation) and current.running:
+    if _running():
         await cl.Message(content="The evaluation is already running; its task list shows the progress.").send()
         return
     task = asyncio.create_task(_run_guarded())
     cl.user_session.set("evaluation_task", task)
+
+
+def _running() -> bool:
+    task = cl.user_session.get("evaluation_task")
+    return isinstance(task, asyncio.Task) and not task.done()
 
 
 async def _run_guarded() -> None:
@@ -145,12 +181,9 @@ async def _run_guarded() -> None:
         await run_evaluation()
     except Exception as exc:  # whatever happens, the chat must stay usable and say what went wrong
         logger.exception("the evaluation failed")
-        await cl.ErrorMessage(content=f"The evaluation stopped: {type(exc).__name__}: {exc}").send()
+        await cl.ErrorMessage(content=mask(f"The evaluation stopped: {type(exc).__name__}: {exc}")).send()
     finally:
         cl.user_session.set("batch", None)
-        current = cl.user_session.get("evaluation")
-        if isinstance(current, Evaluation):
-            current.running = False
         await context.emitter.task_end()
 
 
@@ -163,7 +196,8 @@ async def run_evaluation() -> None:
         await cl.Message(content=chat.team_error_text(exc)).send()
         return
     team = options.team_path(choices, chat.base_settings())
-    run_dir = run_dir_for(settings, choices, cfg.name)
+    run_dir = run_dir_for(settings, cfg)
+    logger.info("UI evaluation: team {} in run dir {}", cfg.name, run_dir)
     api = ScoringAPI(settings.scoring_api_url)
     status_msg = cl.Message(content=f"Fetching the questions from {settings.scoring_api_url} …")
     await status_msg.send()
@@ -175,11 +209,12 @@ async def run_evaluation() -> None:
         return
     try:
         batch = BatchRun(team, run_dir, settings=settings, concurrency=CONCURRENCY)
+        batch.prepare(tasks)  # creates the run dir and tries its lock: say now if it cannot run
     except BatchError as exc:
-        status_msg.content = f"⚠️ The evaluation cannot start: {exc}"
+        status_msg.content = cannot_start_text(exc)
         await status_msg.update()
         return
-    evaluation = Evaluation(team=team, run_dir=run_dir, settings=settings, batch=batch, running=True)
+    evaluation = Evaluation(team=team, run_dir=run_dir, settings=settings, batch=batch)
     cl.user_session.set("evaluation", evaluation)
     cl.user_session.set("batch", batch)
     status_msg.content = (
@@ -191,9 +226,10 @@ async def run_evaluation() -> None:
         await cl.Message(content=f"ℹ️ {note}").send()
 
     task_list = cl.TaskList(status=f"Evaluation: 0/{len(tasks)} done")
+    width = id_width([t.task_id for t in tasks])
     rows: dict[str, cl.Task] = {}
     for t in tasks:
-        rows[t.task_id] = cl.Task(title=f"{t.task_id[:8]} · {_short(t.question, 60)}", status=cl.TaskStatus.READY)
+        rows[t.task_id] = cl.Task(title=f"{t.task_id[:width]} · {_short(t.question, 60)}", status=cl.TaskStatus.READY)
         await task_list.add_task(rows[t.task_id])
     await task_list.send()
     lock = asyncio.Lock()
@@ -202,17 +238,24 @@ async def run_evaluation() -> None:
         row = rows.get(status.task_id)
         if row is None:
             return
+        shown = (row.status, row.title)
         row.status = _STATUS[status.state]
-        row.title = task_title(status)
+        row.title = task_title(status, width)
+        if (row.status, row.title) == shown:
+            return  # a token count moved; every send stores a copy of the list, so only send changes
         finished = sum(r.status in (cl.TaskStatus.DONE, cl.TaskStatus.FAILED) for r in rows.values())
         task_list.status = f"Evaluation: {finished}/{len(rows)} done"
         async with lock:  # one send at a time, so the last state sent is the newest
             await task_list.send()
 
-    statuses = await batch.run(tasks, on_update=on_update)
+    try:
+        statuses = await batch.run(tasks, on_update=on_update)
+    except BatchError as exc:  # the lock taken by another session in the meantime
+        await cl.Message(content=cannot_start_text(exc)).send()
+        return
     for s in statuses:
         rows[s.task_id].status = _STATUS[s.state]
-        rows[s.task_id].title = task_title(s)
+        rows[s.task_id].title = task_title(s, width)
     ended = "cancelled" if batch.cancelled else "finished"
     task_list.status = f"Evaluation {ended}: {summary_line(statuses)}"
     await task_list.send()
@@ -229,7 +272,6 @@ async def _send_table(evaluation: Evaluation, statuses: list[QuestionStatus], en
     else:
         lines.append(f"**Submit** sends every answer (\"\" for the unanswered) as **{identity.username}** ({_identity_source(identity)}).")
         actions.append(cl.Action(name=SUBMIT_ACTION, payload={}, label=f"Submit as {identity.username}"))
-    lines.append(f"Run dir: `{evaluation.run_dir}`")
     await cl.Message(content="\n\n".join(lines), actions=actions, metadata={"evaluation_table": True}).send()
 
 
@@ -239,7 +281,7 @@ async def submit(action: cl.Action) -> None:
     if not isinstance(evaluation, Evaluation):
         await cl.Message(content="Run the course evaluation first; Submit sends its answers.").send()
         return
-    if evaluation.running:
+    if _running():
         await cl.Message(content="The evaluation is still running; submit when its table appears.").send()
         return
     settings = evaluation.settings
@@ -249,8 +291,10 @@ async def submit(action: cl.Action) -> None:
     except (IdentityError, AgentCodeError) as exc:
         await cl.Message(content=f"⚠️ Not submitted: {exc}").send()
         return
-    batch = evaluation.batch or BatchRun(evaluation.team, evaluation.run_dir, settings=settings)
-    answers = batch.answers_payload()
+    if evaluation.batch is None:
+        await cl.Message(content="Run the course evaluation first; Submit sends its answers.").send()
+        return
+    answers = evaluation.batch.answers_payload()
     answered = sum(1 for a in answers if a["submitted_answer"])
     note = cl.Message(content=f"Submitting {len(answers)} answers ({answered} non-empty) as **{identity.username}** …")
     await note.send()

@@ -30,6 +30,10 @@ PROVIDERS: dict[str, str] = {
 }
 
 
+def label_of(provider: str) -> str:
+    return next((label for label, value in PROVIDERS.items() if value == provider), provider)
+
+
 class ChoiceError(ValueError):
     """A settings value the panel cannot accept (a team that vanished, an unknown provider)."""
 
@@ -64,7 +68,7 @@ def default_choices(settings: Settings) -> Choices:
 
 def widgets(choices: Choices, settings: Settings) -> list[InputWidget]:
     teams = list(team_options(settings))
-    provider_label = next((k for k, v in PROVIDERS.items() if v == choices.provider), next(iter(PROVIDERS)))
+    provider_label = label_of(choices.provider) if choices.provider in PROVIDERS.values() else next(iter(PROVIDERS))
     return [
         Select(
             id="team",

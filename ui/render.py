@@ -12,8 +12,10 @@ import json
 from dataclasses import dataclass, field
 
 import chainlit as cl
+from chainlit.context import context
 from chainlit.utils import utc_now
 
+from config.log import mask
 from teams import events as ev
 from teams.result import Result
 
@@ -81,7 +83,7 @@ def final_answer_text(result: Result) -> str:
         lines.append("## ❌ No answer")
     if not result.approved:
         reason = _STOP_EXPLAINED.get(result.stop_reason, result.stop_reason)
-        detail = result.error or result.stop_detail
+        detail = mask(result.error or result.stop_detail or "")
         lines.append(f"**Stop reason:** {reason} (`{result.stop_reason}`)" + (f": {md_escape(detail)}" if detail else ""))
     lines.append(usage_line(result))
     return "\n\n".join(lines)
@@ -116,6 +118,7 @@ class RunView:
         self.turns: list[str] = []
         self.verdicts: list[str] = []
         self.final_message: cl.Message | None = None
+        self.files: list[str] = []
 
     @property
     def step_name(self) -> str:
@@ -153,13 +156,21 @@ class RunView:
 
     # --- the parent step ------------------------------------------------------------------------------
     async def _run_started(self, event: ev.RunStarted) -> None:
-        step = cl.Step(name=self.step_name, type="run", show_input=False, default_open=True)
+        # Under Chainlit's own `on_message` step, like the final message: the page orders a question's
+        # children by arrival, so the debate shows above its answer.
+        parent = context.current_step
+        step = cl.Step(
+            name=self.step_name, type="run", parent_id=parent.id if parent else None, show_input=False, default_open=True
+        )
         step.start = utc_now()
-        files = f" · files: {', '.join(event.attachments)}" if event.attachments else ""
+        self.files = list(event.attachments)
         step.metadata = {"run_id": event.run_id}
-        step.output = f"Agents: {', '.join(event.agents)}{files}"
+        step.output = f"Agents: {', '.join(event.agents)}" + self._files_note()
         self.run_step = step
         await step.send()
+
+    def _files_note(self) -> str:
+        return f" · files: {', '.join(self.files)}" if self.files else ""
 
     async def _ensure_run_step(self) -> cl.Step:
         if self.run_step is None:
@@ -196,8 +207,8 @@ class RunView:
     async def _text(self, agent: str, text: str) -> None:
         """Text that was not streamed (a non-streaming agent's thought or message)."""
         turn = await self._current(agent)
-        if turn.streamed or not text.strip():
-            return
+        if turn.streamed or not text.strip() or text.strip() in turn.step.output:
+            return  # already on the page (streamed, or a thought the final message repeats)
         turn.step.output = (turn.step.output + "\n\n" + text) if turn.step.output else text
         turn.needs_break = False
         await turn.step.update()
@@ -247,7 +258,7 @@ class RunView:
             step = await self._tool_step(event.agent, event.call_id, event.name, "json")
             turn.tools.pop(event.call_id, None)
             await step.send()
-        step.output = event.output
+        step.output = mask(event.output)  # a provider or a page may echo a key; never show it
         step.language = "text"
         step.is_error = event.is_error or event.output.startswith("Error:")
         step.end = utc_now()
@@ -266,7 +277,7 @@ class RunView:
             turn.tools.pop(event.call_id, None)
             step.input = event.code
             await step.send()
-        step.output = event.output
+        step.output = mask(event.output)
         step.language = "text"
         step.is_error = (event.exit_code not in (0, None)) or event.output.startswith("Error:")
         step.end = utc_now()
@@ -286,10 +297,10 @@ class RunView:
         note = "_(stopped)_" if result.stop_reason in ("cancelled", "timeout", "error") else ""
         await self._close_turn(note)
         step = await self._ensure_run_step()
-        lines = [f"{len(self.turns)} turns: {' → '.join(self.turns)}" if self.turns else "No agent spoke."]
+        lines = [(f"{len(self.turns)} turns: {' → '.join(self.turns)}" if self.turns else "No agent spoke.") + self._files_note()]
         lines += [f"- {v}" for v in self.verdicts]
         lines.append(f"Ended: {_STOP_EXPLAINED.get(result.stop_reason, result.stop_reason)}"
-                     + (f" ({md_escape(result.stop_detail)})" if result.stop_detail else ""))
+                     + (f" ({md_escape(mask(result.stop_detail))})" if result.stop_detail else ""))
         step.output = "\n\n".join(lines)
         step.is_error = result.stop_reason == "error"
         step.end = utc_now()

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -246,8 +247,12 @@ def ask(page: Any, text: str, files: list[Path] | None = None) -> None:
     page.locator("#chat-submit").click()
 
 
+_FINAL = re.compile(r"Final answer|No answer")  # case-sensitive: the debate itself says "FINAL ANSWER:"
+
+
 def final_answers(page: Any) -> Any:
-    return page.locator(".step").filter(has_text="Final answer")
+    """The final-answer messages (the run step's own text never matches)."""
+    return page.locator('.step[data-step-type="assistant_message"]').filter(has_text=_FINAL)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:

@@ -1,0 +1,107 @@
+"""`make screenshots`: PNGs of a debate and of the evaluation table for the README, made with the browser
+test harness (the real app, the scripted model, the local scoring API; nothing leaves 127.0.0.1).
+
+    python -m tests.ui.screenshots [--out docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.fakes.hf_hub import FakeHub
+from tests.fakes.scoring_api import ScoringServer
+from tests.ui import scenarios as sc
+from tests.ui.harness import (
+    ChainlitApp,
+    app_env,
+    ask,
+    chromium_missing,
+    final_answers,
+    launch,
+    new_context,
+    open_chat,
+    scratch_dir,
+)
+
+HF_TOKEN = "hf_screenshotTOKEN0123456"
+WIDTH = 1280
+MARGIN = 24
+
+
+def _shoot(page: Any, top: Any, bottom: Any, path: Path) -> None:
+    """Save the part of the page from `top` to `bottom` (tall viewport, so nothing has to scroll)."""
+    page.wait_for_timeout(400)  # let the last re-render and the syntax highlighting settle
+    # Chainlit scrolls the newest question to the top of its message pane: scroll back to show it all.
+    page.evaluate("""() => { for (const el of document.querySelectorAll('*')) {
+        const s = getComputedStyle(el).overflowY;
+        if ((s === 'auto' || s === 'scroll') && el.scrollHeight > el.clientHeight) el.scrollTop = 0; } }""")
+    page.wait_for_timeout(200)
+    a, b = top.bounding_box(), bottom.bounding_box()
+    y0 = max(0, a["y"] - MARGIN)
+    y1 = b["y"] + b["height"] + MARGIN
+    x0 = max(0, min(a["x"], b["x"]) - 120)
+    page.screenshot(path=str(path), clip={"x": x0, "y": y0, "width": min(WIDTH - x0, 1000), "height": y1 - y0})
+    print(f"wrote {path}")
+
+
+def take(out: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    with scratch_dir("roundtable-shots-") as root:
+        llm = sc.build(root / "ticks.txt").server(token_delay=0.002)
+        scoring = ScoringServer(sc.EVAL_QUESTIONS, answers=sc.EVAL_ANSWERS, files=sc.EVAL_FILES).start()
+        hub = FakeHub(tokens={HF_TOKEN: "alice"}).start()
+        env = app_env(root, llm, SCORING_API_URL=scoring.url, HF_ENDPOINT=hub.url, HF_TOKEN=HF_TOKEN,
+                      SPACE_ID="alice/roundtable", SANDBOX_BACKEND="subprocess")
+        app = ChainlitApp(env, root)
+        try:
+            app.start()
+            with sync_playwright() as pw:
+                browser = launch(pw)
+                context = new_context(browser, viewport={"width": WIDTH, "height": 3600}, device_scale_factor=1)
+                page = context.new_page()
+
+                open_chat(page, app.url)
+                ask(page, sc.DEBATE_QUESTION)
+                answer = final_answers(page).first
+                expect(answer).to_contain_text("Final answer", timeout=60_000)
+                for name in ("calculator", "run_python"):
+                    page.locator(f'[id="step-{name}"]').first.click()
+                question = page.locator('.step[data-step-type="user_message"]').first
+                _shoot(page, question, answer, out / "debate.png")
+
+                # the task list is a side panel at the top: a normal-sized window shows it with the table
+                page = new_context(browser, viewport={"width": WIDTH, "height": 1120}).new_page()
+                open_chat(page, app.url)
+                page.get_by_role("button", name="Run the course evaluation").click()
+                table = page.locator(".step").filter(has_text="Evaluation finished")
+                expect(table).to_be_visible(timeout=90_000)
+                expect(page.locator(".tasklist").first).to_contain_text("Evaluation finished")
+                page.wait_for_timeout(600)
+                page.screenshot(path=str(out / "evaluation.png"))
+                print(f"wrote {out / 'evaluation.png'}")
+                browser.close()
+        finally:
+            app.stop()
+            llm.stop()
+            scoring.stop()
+            hub.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    args = parser.parse_args(argv)
+    if reason := chromium_missing():
+        print(f"cannot take screenshots: {reason}", file=sys.stderr)
+        return 2
+    take(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
