@@ -30,5 +30,14 @@ bench: $(STAMP)
 	$(PY) bench/debate_cost.py
 	$(PY) bench/overhead.py
 
+# PNGs of a debate and of the evaluation table for the README, from the browser test harness (needs
+# /usr/bin/chromium; fonts-noto-color-emoji makes the answer's ✅ render).
+screenshots: $(STAMP)
+	$(PY) -m tests.ui.screenshots --out docs
+
+# The coder's sandbox image, built as CI builds it: debootstrap + docker import, no registry needed.
+sandbox-image:
+	.ci/sandbox-image.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache

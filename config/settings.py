@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     sandbox_backend: SandboxChoice | None = Field(None, validation_alias=_env("SANDBOX_BACKEND"))
     sandbox_allow_subprocess: bool | None = Field(None, validation_alias=_env("SANDBOX_ALLOW_SUBPROCESS"))
     sandbox_image: str = Field("roundtable-sandbox:latest", validation_alias=_env("SANDBOX_IMAGE"))
+    # The interpreter the bwrap and subprocess backends run (default: the app's own Python).
+    sandbox_python: str | None = Field(None, validation_alias=_env("SANDBOX_PYTHON"))
 
     hf_endpoint: str = Field("https://huggingface.co", validation_alias=_env("HF_ENDPOINT"))
 

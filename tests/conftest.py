@@ -13,6 +13,17 @@ import pytest
 from config.settings import Settings, get_settings
 from tests.fakes.scripted_llm import ScriptedLLM
 
+def _settings_env_names() -> set[str]:
+    """Every variable Settings reads, so no developer or CI value leaks into a test."""
+    names: set[str] = set()
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        for choice in getattr(alias, "choices", [alias]):
+            if isinstance(choice, str):
+                names.add(choice)
+    return names
+
+
 _SECRET_VARS = (
     "OPENAI_API_KEY",
     "ANTHROPIC_API_KEY",
@@ -60,9 +71,11 @@ def _is_local(address: Any) -> bool:
 
 @pytest.fixture(autouse=True)
 def _offline_and_clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in _SECRET_VARS:
+    for var in set(_SECRET_VARS) | _settings_env_names() | {"SPACE_ID", "OTEL_EXPORTER_OTLP_ENDPOINT"}:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ROUNDTABLE_ENV_FILE", "")  # never read a developer's .env
+    # ddgs talks through a Rust HTTP client the socket guard cannot see: point it at a dead local port.
+    monkeypatch.setenv("DDGS_URL", "http://127.0.0.1:9/")
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
 
