@@ -74,6 +74,8 @@ class ConsoleRenderer:
                 c.print(Syntax(event.code, "python", line_numbers=False, word_wrap=True, padding=(0, 2)))
             else:
                 c.print(Text(f"  ← exit code {event.exit_code}", style="bold green" if event.exit_code == 0 else "bold red"))
+                if not event.isolated:
+                    c.print(Text(f"    ⚠ {event.sandbox}: this code ran without isolation", style="bold yellow"))
                 body = event.output.split("\n", 1)[1] if event.output.startswith("exit code") else event.output
                 c.print(Text(self._clip(body), style="dim"))
         elif isinstance(event, ev.ToolResult):

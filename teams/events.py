@@ -68,6 +68,8 @@ class CodeRun:
     code: str
     output: str | None  # None while running
     exit_code: int | None
+    sandbox: str | None = None  # which backend ran it, e.g. "docker" or "subprocess (NOT isolated)"
+    isolated: bool = True
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from config.providers import build_client
 from config.settings import Settings, get_settings
 from config.telemetry import RunTelemetry, setup_tracing
 from config.usage import UsageLedger
-from sandbox import Limits, create_executor
+from sandbox import Limits, SandboxExecutor, create_executor
 from teams import events as ev
 from teams.answer import find_answers, normalise_answer
 from teams.build import BuiltTeam, build_team
@@ -157,7 +157,9 @@ class Run:
         async with self._executor_lock:
             if self._executor is None:
                 sb = self.cfg.sandbox
-                executor = create_executor(
+                # Probing docker/bwrap blocks (a hung daemon for seconds): keep it off the event loop.
+                executor = await asyncio.to_thread(
+                    create_executor,
                     self.settings.sandbox_backend or sb.backend,
                     files=list(self._staged),
                     limits=Limits(timeout_s=sb.timeout_seconds, memory_mb=sb.memory_mb),
@@ -350,6 +352,7 @@ class Run:
                 out.append(ev.ToolResult(source, res.call_id, res.name, res.content, res.is_error))
                 if res.call_id in self._code_calls:
                     m = _EXIT_CODE.match(res.content)
+                    executor = self._executor
                     out.append(
                         ev.CodeRun(
                             source,
@@ -357,6 +360,8 @@ class Run:
                             self._code_calls.pop(res.call_id),
                             res.content,
                             int(m.group(1)) if m else None,
+                            sandbox=executor.describe() if isinstance(executor, SandboxExecutor) else None,
+                            isolated=getattr(executor, "isolated", True),
                         )
                     )
         elif isinstance(item, BaseChatMessage):

@@ -105,3 +105,11 @@ async def test_llm_selection_mode_asks_the_selector_only_where_rules_do_not_deci
     assert len(selector_calls) == 2  # the first speaker and the review were decided by rules
     assert result.usage["selector"].calls == 2 and result.usage["selector"].prompt_tokens > 0
     assert "pick the one role from ['researcher', 'coder', 'critic']" in selector_calls[0].system
+
+
+async def test_code_runs_say_which_sandbox_ran_them(llm_server) -> None:
+    server = llm_server(debate_script())
+    events: list = []
+    await solve(QUESTION, load_team("debate"), settings=settings_for(server, SANDBOX_BACKEND="subprocess"), on_event=events.append)
+    [run] = [e for e in events if isinstance(e, ev.CodeRun) and e.output is not None]
+    assert run.sandbox == "subprocess (NOT isolated)" and not run.isolated

@@ -277,7 +277,8 @@ class RunView:
             turn.tools.pop(event.call_id, None)
             step.input = event.code
             await step.send()
-        step.output = mask(event.output)
+        warning = "" if event.isolated else f"⚠ {event.sandbox or 'subprocess'}: this code ran without isolation\n"
+        step.output = warning + mask(event.output)
         step.language = "text"
         step.is_error = (event.exit_code not in (0, None)) or event.output.startswith("Error:")
         step.end = utc_now()

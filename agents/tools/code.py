@@ -8,9 +8,9 @@ from agents.tools.registry import SafeTool, ToolContext, register
 from config.telemetry import maybe_span
 
 RUN_PYTHON_DESCRIPTION = (
-    "Run a complete Python 3 program in an isolated sandbox without network access and return its exit "
-    "code and output. The question's attached files are in the current working directory. Always print() "
-    "the values you need; nothing else is returned."
+    "Run a complete Python 3 program in the question's sandbox and return its exit code and output. "
+    "Do not rely on network access. The question's attached files are in the current working directory. "
+    "Always print() the values you need; nothing else is returned."
 )
 
 

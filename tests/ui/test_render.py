@@ -170,3 +170,15 @@ async def test_a_key_echoed_by_a_tool_or_an_error_never_reaches_the_page() -> No
             await view.handle(event)
     assert secret not in str(rec.events)
     assert "***" in str(rec.events)
+
+
+async def test_a_code_run_outside_an_isolated_sandbox_is_labelled() -> None:
+    events = _debate_events(_result(answer="4"))
+    i = next(i for i, e in enumerate(events) if isinstance(e, ev.CodeRun) and e.output is not None)
+    events[i] = ev.CodeRun("coder", "c2", "print(2+2)", "exit code 0\n4", 0, sandbox="subprocess (NOT isolated)", isolated=False)
+    with chainlit_session() as rec:
+        view = RunView("debate")
+        for event in events:
+            await view.handle(event)
+    code = next(s for s in rec.steps().values() if s.get("name") == "run_python")
+    assert code["output"].startswith("⚠ subprocess (NOT isolated): this code ran without isolation\n")
