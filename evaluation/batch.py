@@ -199,7 +199,8 @@ class BatchRun:
         if self._running:
             raise BatchError(f"the batch in {self.run_dir} is already running")
         store = self._open_store(tasks)
-        self._running, self._cancelled = True, False
+        # A cancel() that came before run() counts: the caller asked for nothing to start.
+        self._running = True
         self._tasks = list(tasks)
         records = store.records()
         for t in tasks:
@@ -345,7 +346,9 @@ class BatchRun:
         )
 
     def cancel(self) -> None:
-        """Stop the batch: running questions are cancelled (recorded as failed), pending ones are not started."""
+        """Stop the batch: running questions are cancelled (recorded as failed), pending ones are not started.
+
+        A cancelled BatchRun stays cancelled; resume with a new BatchRun on the same run dir."""
         self._cancelled = True
         for run in list(self._active.values()):
             run.cancel("the batch was cancelled")

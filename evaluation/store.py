@@ -265,7 +265,7 @@ class RunStore:
             holder = os.read(fd, 64).decode(errors="replace").strip()
             os.close(fd)
             raise RunDirError(
-                f"{self.path} is in use by another submit.py run{f' (pid {holder})' if holder else ''}; wait for it or stop it"
+                f"{self.path} is in use by another run (submit.py or the UI){f', pid {holder}' if holder else ''}; wait for it or stop it"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

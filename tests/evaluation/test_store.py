@@ -104,7 +104,7 @@ def test_one_writer_at_a_time(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r")], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert proc.returncode == 3, proc.stderr
-    assert f"in use by another submit.py run (pid {os.getpid()})" in proc.stdout
+    assert f"in use by another run (submit.py or the UI), pid {os.getpid()}" in proc.stdout
     store.unlock()
     again = RunStore.open(tmp_path / "r")
     again.lock()  # free once released
