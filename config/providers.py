@@ -185,7 +185,8 @@ def build_raw_client(spec: ModelSpec, settings: Settings) -> tuple[ChatCompletio
         return client, provider, model
     if provider == "openai-compatible":
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
-        base_url = spec.base_url or settings.openai_base_url
+        # The environment wins over the YAML, as LLM_PROVIDER and LLM_MODEL do (e.g. localhost vs a compose host).
+        base_url = settings.openai_base_url or spec.base_url
         if spec.capabilities is None:
             spec = spec.model_copy(update={"capabilities": Capabilities()})
         return _openai_client(model, spec, settings, api_key=key, base_url=base_url), provider, model

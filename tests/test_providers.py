@@ -191,3 +191,15 @@ async def test_a_garbage_body_is_a_clear_error(llm_server) -> None:
     client, _ = managed(server)
     with pytest.raises(ModelCallError, match="a's model openai/gpt-4.1-mini"):
         await client.create(HI)
+
+
+async def test_the_ollama_team_needs_no_key_and_the_env_url_overrides_its_yaml(llm_server) -> None:
+    from teams import load_team, solve
+
+    team = load_team("ollama")
+    spec = team.model_spec("default")
+    assert resolve_provider(spec, make_settings()) == "openai-compatible"  # its base_url is in the YAML
+    server = llm_server({"researcher": ["Found: 7.\nFINAL ANSWER: 7"], "critic": ["APPROVED\nFINAL ANSWER: 7"]})
+    result = await solve("What is 3 + 4?", team, settings=make_settings(OPENAI_BASE_URL=server.url))
+    assert result.answer == "7" and result.models["researcher"] == "openai-compatible/qwen2.5:7b"
+    assert server.requests[0].headers["authorization"] == "Bearer not-needed"
