@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 0.0.0.0
 PORT ?= 7860
 
-.PHONY: run test lint bench sandbox-image screenshots clean
+.PHONY: run test lint bench sandbox-image image screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/debate_cost.py
 	$(PY) bench/overhead.py
+	$(PY) bench/sandbox.py
+	$(PY) bench/batch.py
+	$(PY) bench/ui_latency.py
 
 # PNGs of a debate and of the evaluation table for the README, from the browser test harness (needs
 # /usr/bin/chromium; fonts-noto-color-emoji makes the answer's ✅ render).
@@ -38,6 +41,11 @@ screenshots: $(STAMP)
 # The coder's sandbox image, built as CI builds it: debootstrap + docker import, no registry needed.
 sandbox-image:
 	.ci/sandbox-image.sh
+
+# The app image (Dockerfile). Where a registry answers, `docker build -t roundtable .` is enough; this builds
+# it as CI does, on a debootstrapped Debian (APP_BASE=python:3.11-slim to use that base instead).
+image:
+	.ci/app-image.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

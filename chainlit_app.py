@@ -13,8 +13,11 @@ import chainlit as cl
 
 from config.log import setup_logging
 from config.settings import get_settings
+from sandbox.undumpable import make_undumpable
 from ui import auth, chat, evaluation, health
 
+# Model-written code may run as this user (the subprocess fallback): keep our environment (keys) unreadable.
+make_undumpable()
 setup_logging(get_settings())
 health.install()
 

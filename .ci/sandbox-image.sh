@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Builds the coder's sandbox image (sandbox/Dockerfile) without any image registry:
-#   1. the base is a minimal Debian made with `debootstrap --variant=minbase` (with Debian's python3, venv
-#      and stockfish) and loaded with `docker import`;
+#   1. the base is the minimal Debian of .ci/debian-base.sh (debootstrap + docker import, with Debian's
+#      python3, venv and stockfish);
 #   2. `docker build --build-arg BASE=<that base>` adds the pinned Python libraries from PyPI.
 # Skips the build when an image with the same content hash exists (SANDBOX_REBUILD=1 forces it).
 #
 # Settings (environment):
 #   SANDBOX_IMAGE   the image to build (default roundtable-sandbox:latest, the app's default too)
 #   SANDBOX_BASE    use this base image instead of debootstrapping one (e.g. python:3.11-slim with a registry)
-#   DEBIAN_MIRROR   debootstrap's mirror (default http://deb.debian.org/debian)
 # pip settings of this host (index, extra index, trusted host, CA bundle of a TLS-intercepting proxy) are
 # passed into the build so pip inside it reaches PyPI the way pip here does; file:// indexes are skipped.
 set -euo pipefail
@@ -16,9 +15,6 @@ cd "$(dirname "$0")/.."
 
 IMAGE=${SANDBOX_IMAGE:-roundtable-sandbox:latest}
 BASE=${SANDBOX_BASE:-}
-DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-SUITE=bookworm
-BASE_PACKAGES=python3,python3-venv,stockfish
 started=$(date +%s)
 log() { echo "sandbox-image: $* ($(( $(date +%s) - started ))s)"; }
 
@@ -27,36 +23,12 @@ if ! docker info >/dev/null 2>&1; then
   exit 1
 fi
 
-hash=$( { cat sandbox/Dockerfile sandbox/image-requirements.txt; echo "$SUITE $BASE_PACKAGES ${BASE:-debootstrap}"; } \
-        | sha256sum | cut -c1-16)
+[ -n "$BASE" ] || BASE=$(.ci/debian-base.sh)   # debootstrapped once, shared with the app image
+hash=$( { cat sandbox/Dockerfile sandbox/image-requirements.txt; echo "$BASE"; } | sha256sum | cut -c1-16)
 if [ -z "${SANDBOX_REBUILD:-}" ] \
    && [ "$(docker image inspect -f '{{ index .Config.Labels "org.roundtable.sandbox.hash" }}' "$IMAGE" 2>/dev/null)" = "$hash" ]; then
   log "$IMAGE is up to date ($hash)"
   exit 0
-fi
-
-if [ -z "$BASE" ]; then
-  BASE="roundtable-sandbox-base:$SUITE-$(echo "$BASE_PACKAGES" | sha256sum | cut -c1-8)"
-  if [ -n "${SANDBOX_REBUILD:-}" ] || ! docker image inspect "$BASE" >/dev/null 2>&1; then
-    if [ "$(id -u)" != 0 ]; then
-      echo "sandbox-image: debootstrap needs root; run as root or set SANDBOX_BASE to an existing Debian image" >&2
-      exit 1
-    fi
-    command -v debootstrap >/dev/null || { echo "sandbox-image: install debootstrap (apt-get install debootstrap)" >&2; exit 1; }
-    rootfs=$(mktemp -d /var/tmp/roundtable-rootfs.XXXXXX)
-    trap 'rm -rf "$rootfs"' EXIT
-    log "debootstrap $SUITE ($BASE_PACKAGES) from $DEBIAN_MIRROR"
-    debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$rootfs" "$DEBIAN_MIRROR" >"$rootfs.log" 2>&1 \
-      || { tail -n 30 "$rootfs.log" >&2; rm -f "$rootfs.log"; exit 1; }
-    rm -f "$rootfs.log"
-    # Downloaded .debs, apt lists, docs and translations are not needed at run time.
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
-           "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/*
-    log "docker import -> $BASE"
-    tar -C "$rootfs" -c . | docker import - "$BASE" >/dev/null
-    rm -rf "$rootfs"
-    trap - EXIT
-  fi
 fi
 
 context=$(mktemp -d)

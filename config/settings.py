@@ -32,6 +32,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        # `OPENAI_API_KEY=` (as in .env.example, or `docker run --env-file`) means unset, not an empty key.
+        env_ignore_empty=True,
     )
 
     # --- model credentials -------------------------------------------------------------------------------

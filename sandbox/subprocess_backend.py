@@ -31,6 +31,7 @@ from sandbox.base import (
     wait_for_end,
 )
 from sandbox.env import program_env
+from sandbox.undumpable import make_undumpable
 
 
 def _limit_child(limits: Limits) -> None:
@@ -59,6 +60,8 @@ class SubprocessSandbox(SandboxExecutor):
         if self._tmp is not None:
             return
         logger.warning("sandbox backend 'subprocess' is NOT isolated: code runs on the host as this user")
+        # The program may read /proc/<pid>/environ of any process of this user: hide ours (API keys).
+        make_undumpable()
         self._tmp = tempfile.TemporaryDirectory(prefix="roundtable-sbx-")
         self.work_dir = Path(self._tmp.name) / "work"
         (Path(self._tmp.name) / "code").mkdir()

@@ -38,6 +38,14 @@ def test_settings_read_env_and_mask_secrets(monkeypatch) -> None:
         assert KEY not in text and TOKEN not in text
 
 
+def test_empty_variables_count_as_unset(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    env = tmp_path / ".env"
+    env.write_text("ANTHROPIC_API_KEY=\nLLM_PROVIDER=auto\n")
+    s = Settings(_env_file=str(env))  # type: ignore[call-arg]
+    assert s.openai_api_key is None and s.anthropic_api_key is None
+
+
 def test_settings_read_a_dotenv_file(tmp_path, monkeypatch) -> None:
     env = tmp_path / ".env"
     env.write_text(f"ANTHROPIC_API_KEY={KEY}\nROUNDTABLE_TEAM=teams/solo.yaml\n")
