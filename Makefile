@@ -21,6 +21,7 @@ run: $(STAMP)
 	env -u CI $(VENV)/bin/chainlit run chainlit_app.py --headless --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

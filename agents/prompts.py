@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from string import Template
 
@@ -15,7 +15,7 @@ ROLE_DESCRIPTIONS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(name: str) -> str:
     return resources.files("agents").joinpath("prompts", f"{name}.md").read_text(encoding="utf-8").strip()
 

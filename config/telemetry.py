@@ -48,7 +48,9 @@ def setup_tracing(provider: Any | None = None) -> bool:
         if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").startswith("grpc"):
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                OTLPSpanExporter,  # type: ignore[assignment]
+            )
         tp = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "roundtable")}))
         tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # endpoint and headers come from OTEL_* env
         trace.set_tracer_provider(tp)

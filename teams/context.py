@@ -8,6 +8,7 @@ mattered in them), and no single message may exceed `message_chars`.
 
 from __future__ import annotations
 
+from autogen_core.model_context import ChatCompletionContext
 from autogen_core.models import (
     AssistantMessage,
     FunctionExecutionResult,
@@ -15,7 +16,6 @@ from autogen_core.models import (
     LLMMessage,
     UserMessage,
 )
-from autogen_core.model_context import ChatCompletionContext
 
 from agents.tools.text import bound
 

@@ -51,7 +51,7 @@ def gaia_match(model_answer: str | None, ground_truth: str) -> bool:
         truths, answers = _split(ground_truth), _split(answer)
         if len(truths) != len(answers):
             return False
-        for a, t in zip(answers, truths):
+        for a, t in zip(answers, truths, strict=True):
             if _is_float(t):
                 if _normalize_number_str(a) != float(t):
                     return False

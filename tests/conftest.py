@@ -13,6 +13,7 @@ import pytest
 from config.settings import Settings, get_settings
 from tests.fakes.scripted_llm import ScriptedLLM
 
+
 def _settings_env_names() -> set[str]:
     """Every variable Settings reads, so no developer or CI value leaks into a test."""
     names: set[str] = set()

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from autogen_agentchat.messages import TextMessage
 from autogen_core import FunctionCall
-from autogen_core.models import AssistantMessage, FunctionExecutionResult, FunctionExecutionResultMessage, UserMessage
+from autogen_core.models import (
+    AssistantMessage,
+    FunctionExecutionResult,
+    FunctionExecutionResultMessage,
+    UserMessage,
+)
 
 from teams.context import BoundedContext
 from teams.loader import load_team

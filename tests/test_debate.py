@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import settings_for
 from teams import events as ev
 from teams import load_team, solve
+from tests.conftest import settings_for
 
 QUESTION = "The almanac lists Alderbrook with 1,200 inhabitants and Birchwell with 3,400. How many live in both towns together?"
 

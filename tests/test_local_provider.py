@@ -14,7 +14,11 @@ from autogen_core.models import SystemMessage, UserMessage  # noqa: E402
 
 from agents.tools.calculator import make_calculator  # noqa: E402
 from agents.tools.registry import ToolContext  # noqa: E402
-from config.local_model import TransformersChatCompletionClient, parse_tool_calls, to_chat_messages  # noqa: E402
+from config.local_model import (  # noqa: E402
+    TransformersChatCompletionClient,
+    parse_tool_calls,
+    to_chat_messages,
+)
 from config.models import Capabilities  # noqa: E402
 from config.providers import _model_info, build_client  # noqa: E402
 from config.settings import Settings  # noqa: E402

@@ -12,7 +12,13 @@ from autogen_core.models import UserMessage
 
 from config.client import ManagedClient, ModelCallError
 from config.models import ModelSpec
-from config.providers import NOTHING_CONFIGURED, ProviderNotConfigured, build_client, resolve_model, resolve_provider
+from config.providers import (
+    NOTHING_CONFIGURED,
+    ProviderNotConfigured,
+    build_client,
+    resolve_model,
+    resolve_provider,
+)
 from config.settings import Settings
 from config.usage import UsageLedger
 from tests.conftest import settings_for

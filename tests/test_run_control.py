@@ -11,7 +11,8 @@ import pytest
 
 from agents.tools import registry
 from agents.tools.registry import SafeTool, ToolEntry
-from teams import Question, Run, events as ev, load_team, solve
+from teams import Question, Run, load_team, solve
+from teams import events as ev
 from teams.loader import parse_team
 from tests.conftest import settings_for
 

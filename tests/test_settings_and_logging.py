@@ -14,6 +14,7 @@ from loguru import logger
 from config.log import mask, setup_logging
 from config.settings import Settings
 
+
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     yield

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import skip_or_fail
 from tests.fakes.scripted_llm import ScriptedLLM
 from tests.test_debate import QUESTION, debate_script
-from tests.ui.harness import chromium_missing, final_answers, launch, new_context, open_chat, ask
+from tests.ui.harness import ask, chromium_missing, final_answers, launch, new_context, open_chat
 
 IMAGE = os.environ.get("ROUNDTABLE_APP_IMAGE", "roundtable:ci")
 KEY = "sk-container-test-key-0001"
