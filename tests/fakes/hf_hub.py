@@ -11,8 +11,10 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.server import LocalServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _RESOLVE = re.compile(r"^/(?P<kind>datasets|spaces|models)?/?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
@@ -26,41 +28,21 @@ class HubRequest:
 
 
 @dataclass
-class FakeHub:
+class FakeHub(LocalServer):
     files: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (repo_id, path) -> content
     tokens: dict[str, str] = field(default_factory=dict)  # token -> username
     gated: bool = True  # gated repos answer 401 without a valid token, as gaia-benchmark/GAIA does
     requests: list[HubRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
         self._lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        LocalServer.__init__(self, self._handler())
 
     def add_file(self, repo_id: str, path: str, content: bytes) -> None:
         self.files[(repo_id, path)] = content
 
     def paths_requested(self) -> list[str]:
         return [r.path for r in self.requests]
-
-    def start(self) -> FakeHub:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         hub = self

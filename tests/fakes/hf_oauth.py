@@ -20,9 +20,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.server import LocalServer
 
 
 @dataclass
@@ -43,7 +45,7 @@ class _Grant:
     used: bool = False
 
 
-class FakeHFOAuth:
+class FakeHFOAuth(LocalServer):
     def __init__(
         self,
         *,
@@ -63,29 +65,7 @@ class FakeHFOAuth:
         self._grants: dict[str, _Grant] = {}
         self._tokens: dict[str, str] = {}  # access token -> scope
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeHFOAuth:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeHFOAuth:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(self._handler(), host=host, port=port)
 
     def requests_to(self, path: str) -> list[OAuthRequest]:
         return [r for r in self.requests if r.path == path]

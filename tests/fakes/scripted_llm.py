@@ -26,9 +26,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.fakes.server import LocalServer
 
 Step = str | dict[str, Any]
 Responder = Callable[["RecordedRequest"], Step]
@@ -91,7 +93,7 @@ class RecordedRequest:
         return [t["function"]["name"] for t in self.body.get("tools", [])]
 
 
-class ScriptedLLM:
+class ScriptedLLM(LocalServer):
     def __init__(
         self,
         script: dict[str, list[Step] | Responder] | None = None,
@@ -107,30 +109,12 @@ class ScriptedLLM:
         self.requests: list[RecordedRequest] = []
         self._cursor: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(self._handler(), host=host, port=port)
 
-    # --- lifecycle -----------------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> ScriptedLLM:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> ScriptedLLM:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        """The OpenAI-style base URL (with /v1), for OPENAI_BASE_URL."""
+        return super().url + "/v1"
 
     # --- scripting -----------------------------------------------------------------------------------
     def _identify(self, body: dict[str, Any], headers: dict[str, str]) -> str:
