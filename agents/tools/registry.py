@@ -8,6 +8,7 @@ question's folder, sandbox and abort signal.
 from __future__ import annotations
 
 import asyncio
+import copy
 import difflib
 import json
 import time
@@ -19,7 +20,7 @@ from typing import Any
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeExecutor
 from autogen_core.models import ChatCompletionClient
-from autogen_core.tools import BaseTool, FunctionTool
+from autogen_core.tools import BaseTool, FunctionTool, ToolSchema
 from loguru import logger
 from pydantic import ValidationError
 
@@ -118,6 +119,18 @@ class SafeTool(FunctionTool):
         self.abort: CancellationToken | None = None
         self.agent: str | None = None
         self.telemetry: Any | None = None
+
+    # AutoGen regenerates a tool's JSON schema (pydantic) on every model call; the schema only depends on the
+    # name, description and signature, identical for every question, so it is computed once per process.
+    _schemas: dict[tuple[str, str, str], ToolSchema] = {}
+
+    @property
+    def schema(self) -> ToolSchema:
+        key = (self.name, self.description, str(self._signature))
+        cached = SafeTool._schemas.get(key)
+        if cached is None:
+            cached = SafeTool._schemas[key] = super().schema
+        return copy.deepcopy(cached)  # callers may adjust their copy (e.g. strict mode)
 
     async def _call(self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None) -> Any:
         if self.abort is None:
