@@ -173,18 +173,19 @@ class Run:
                 self._executor = executor
             return self._executor
 
-    def _stage_attachments(self) -> Path:
-        workdir = Path(tempfile.mkdtemp(prefix=f"roundtable-{self.run_id}-"))
+    def _stage_attachments(self, workdir: Path) -> None:
         for src in self.question.attachments:
             dest = workdir / Path(src).name
-            shutil.copyfile(src, dest)
+            try:
+                shutil.copyfile(src, dest)
+            except OSError as exc:
+                raise OSError(f"cannot read the attachment {Path(src).name}: {exc.strerror or exc}") from None
             self._staged.append(dest)
-        return workdir
 
     # --- the run -------------------------------------------------------------------------------------
     async def events(self) -> AsyncIterator[ev.Event]:
         started = time.monotonic()
-        workdir = self._stage_attachments()
+        workdir = Path(tempfile.mkdtemp(prefix=f"roundtable-{self.run_id}-"))
         producer: asyncio.Task[None] | None = None
         try:
             tool_ctx = ToolContext(
@@ -197,6 +198,7 @@ class Run:
                 telemetry=self.telemetry,
             )
             try:
+                self._stage_attachments(workdir)
                 self._built = build_team(
                     self.cfg,
                     client_for=self._client,
@@ -210,7 +212,7 @@ class Run:
                 )
             except Exception as exc:
                 self._failure = exc
-                self._request_stop("error", f"cannot build the team: {one_line(str(exc))}")
+                self._request_stop("error", f"cannot start the run: {one_line(str(exc))}")
             yield ev.RunStarted(
                 self.run_id,
                 self.question.text,
@@ -230,6 +232,9 @@ class Run:
                     yield item
         finally:
             if producer is not None and not producer.done():
+                # The consumer stopped listening (or the stop grace ran out): stop everything in flight.
+                self._request_stop("cancelled", "the run's caller stopped it")
+                await asyncio.wait({producer}, timeout=HARD_CANCEL_WAIT_S)
                 producer.cancel()
                 await asyncio.wait({producer}, timeout=HARD_CANCEL_WAIT_S)
             await self._release(workdir)

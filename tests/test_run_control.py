@@ -240,3 +240,27 @@ async def test_attachments_are_staged_by_name_and_removed_afterwards(llm_server,
     assert "Attached file(s), in the question's folder: ledger.csv" in server.requests[0].question
     assert str(tmp_path) not in server.requests[0].question  # the model sees names, not host paths
     assert src.exists()
+
+
+async def test_an_unreadable_attachment_is_a_clear_error_result(tmp_path: Path) -> None:
+    result = await solve(Question(QUESTION, attachments=[tmp_path / "gone.xlsx"]), team(), settings=settings_for_nothing())
+    assert result.stop_reason == "error" and "cannot read the attachment gone.xlsx" in result.stop_detail
+
+
+def settings_for_nothing():  # type: ignore[no-untyped-def]
+    from config.settings import Settings
+
+    return Settings(_env_file=None, OPENAI_API_KEY="sk-unused-0000", LLM_PROVIDER="openai")  # type: ignore[call-arg]
+
+
+async def test_a_consumer_that_stops_listening_stops_the_run(llm_server) -> None:
+    server = llm_server({"planner": [{"delay": 30, "content": "late"}]})
+    run = Run(QUESTION, team(), settings=settings_for(server))
+    stream = run.events()
+    async for e in stream:
+        if isinstance(e, ev.TurnStarted):
+            break
+    started = time.monotonic()
+    await stream.aclose()  # e.g. the UI's task was cancelled mid-run
+    assert time.monotonic() - started < 3
+    assert run.abort.is_cancelled()  # the model call in flight was interrupted, not left running
