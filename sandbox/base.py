@@ -8,7 +8,9 @@ notes the agent reads when a program was stopped ("killed after the 60s time lim
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import stat
 import threading
 from abc import abstractmethod
@@ -96,6 +98,11 @@ class OutputCollector:
             if len(self._last) > 4 * self._keep:
                 del self._last[: -self._keep]
 
+    async def read_from(self, stream: asyncio.StreamReader) -> None:
+        """Feed everything `stream` yields until it ends (the program closed its output)."""
+        while chunk := await stream.read(1 << 16):
+            self.feed(chunk)
+
     def text(self) -> tuple[str, bool]:
         with self._lock:
             if self.total <= self.limit:
@@ -109,6 +116,20 @@ class OutputCollector:
             + tail.decode("utf-8", errors="replace"),
             True,
         )
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL a process group; one that is already gone is fine."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def shell_exit_code(returncode: int | None) -> int:
+    """asyncio's -N for "killed by signal N" reported as a shell does (128+N); None (unknown) as -1."""
+    rc = returncode if returncode is not None else -1
+    return 128 - rc if rc < -1 else rc
 
 
 def stage_files(files: list[Path], target: Path) -> list[Path]:

@@ -45,7 +45,9 @@ from sandbox.base import (
     SandboxResult,
     blocking,
     cancel_event,
+    kill_group,
     make_result,
+    shell_exit_code,
     signal_note,
     stage_files,
     wait_for_end,
@@ -341,18 +343,14 @@ class BwrapSandbox(SandboxExecutor):
                     os.kill(init, signal.SIGKILL)  # PID 1 of the sandbox: the kernel then kills all of it
                 except ProcessLookupError:
                     pass
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_group(proc.pid)
 
         collector = OutputCollector(self.limits.output_bytes)
         assert proc.stdout is not None
         stdout = proc.stdout
 
         async def pump() -> None:
-            while chunk := await stdout.read(1 << 16):
-                collector.feed(chunk)
+            await collector.read_from(stdout)
             await proc.wait()
 
         done = asyncio.ensure_future(pump())
@@ -373,8 +371,7 @@ class BwrapSandbox(SandboxExecutor):
             quota.cancel()
             os.close(info_r)
         duration = time.monotonic() - started
-        rc = proc.returncode if proc.returncode is not None else -1
-        exit_code = 128 - rc if rc < -1 else rc  # killed by signal N: report it as a shell does (128+N)
+        exit_code = shell_exit_code(proc.returncode)
         output, truncated = collector.text()
         notes: list[str] = []
         if cause == "exited" and exit_code == 1 and output.startswith("bwrap: "):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import signal
 import sys
 import tempfile
 import time
@@ -25,7 +24,9 @@ from sandbox.base import (
     SandboxExecutor,
     SandboxResult,
     cancel_event,
+    kill_group,
     make_result,
+    shell_exit_code,
     signal_note,
     stage_files,
     wait_for_end,
@@ -94,21 +95,9 @@ class SubprocessSandbox(SandboxExecutor):
             preexec_fn=lambda: _limit_child(self.limits),
         )
 
-        def kill() -> None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
         collector = OutputCollector(self.limits.output_bytes)
         assert proc.stdout is not None
-        stdout = proc.stdout
-
-        async def pump() -> None:
-            while chunk := await stdout.read(1 << 16):
-                collector.feed(chunk)
-
-        done = asyncio.ensure_future(pump())
+        done = asyncio.ensure_future(collector.read_from(proc.stdout))
         # The program's group is killed when it ends too: that also reaps what it left running. A child
         # that left the group (setsid) survives; this backend does not pretend to contain anything.
         exited = asyncio.ensure_future(proc.wait())
@@ -116,14 +105,13 @@ class SubprocessSandbox(SandboxExecutor):
         try:
             cause = await wait_for_end(exited, cancelled, self.limits.timeout_s)
         finally:
-            kill()
+            kill_group(proc.pid)
         try:
             await asyncio.wait_for(done, timeout=5)
         except asyncio.TimeoutError:  # an escaped child still holds the pipe
             done.cancel()
         await proc.wait()
-        rc = proc.returncode if proc.returncode is not None else -1
-        exit_code = 128 - rc if rc < -1 else rc  # killed by signal N: report it as a shell does (128+N)
+        exit_code = shell_exit_code(proc.returncode)
         output, truncated = collector.text()
         notes = signal_note(exit_code, self.limits) if cause == "exited" else []
         return make_result(self.backend, exit_code=exit_code, output=output, truncated=truncated, cause=cause,
