@@ -209,14 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-secret", default="roundtable-test-secret")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    fake = FakeHFOAuth(client_id=args.client_id, client_secret=args.client_secret, username=args.user, port=args.port).start()
-    print(fake.url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        fake.stop()
-    return 0
+    fake = FakeHFOAuth(client_id=args.client_id, client_secret=args.client_secret, username=args.user, port=args.port)
+    return fake.serve_until_interrupted()
 
 
 if __name__ == "__main__":

@@ -345,14 +345,8 @@ def main(argv: list[str] | None = None) -> int:
 
             cycling[agent] = responder
         script = cycling
-    server = ScriptedLLM(script, token_delay=args.token_delay, host=args.host, port=args.port).start()
-    print(server.url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.stop()
-    return 0
+    server = ScriptedLLM(script, token_delay=args.token_delay, host=args.host, port=args.port)
+    return server.serve_until_interrupted()
 
 
 if __name__ == "__main__":

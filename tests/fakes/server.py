@@ -4,6 +4,7 @@ started in a daemon thread, usable as a context manager."""
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
@@ -35,6 +36,17 @@ class LocalServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def serve_until_interrupted(self, url: str | None = None) -> int:
+        """For the fakes' command lines: print the URL (what a test process reads), serve until Ctrl-C."""
+        self.start()
+        print(url or self.url, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            self.stop()
+        return 0
 
     def __enter__(self: S) -> S:
         return self.start()
