@@ -411,4 +411,6 @@ def bwrap_problem(python: str | None = None) -> str | None:
     """Why the bwrap backend cannot run here, or None when a sandboxed `print('ok')` works."""
     if shutil.which("bwrap") is None:
         return "bubblewrap is not installed"
+    if python is not None and not os.access(python, os.X_OK):
+        return f"the interpreter {python} (SANDBOX_PYTHON) does not exist or is not executable"
     return _probe(python, os.geteuid() == 0)

@@ -52,6 +52,9 @@ class ConsoleRenderer:
             c.print(Text.assemble(("Question: ", "bold"), event.question))
             extra = f" · attachments: {', '.join(event.attachments)}" if event.attachments else ""
             c.print(Text(f"Team: {event.team} ({', '.join(event.agents)}){extra}", style="dim"))
+            if event.code_unavailable:
+                c.print(Text(f"⚠ Code execution is unavailable, the team runs without run_python: {event.code_unavailable}",
+                             style="bold yellow"))
         elif isinstance(event, ev.TurnStarted):
             self._end_stream()
             c.print(Rule(Text(f"{event.agent} · turn {event.turn}", style=f"bold {self._color(event.agent)}"), align="left"))

@@ -20,6 +20,7 @@ class RunStarted:
     team: str
     agents: list[str]
     attachments: list[str] = field(default_factory=list)
+    code_unavailable: str | None = None  # why run_python was taken away (no isolated sandbox here)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class Result:
     models: dict[str, str] = field(default_factory=dict)  # agent -> provider/model
     run_id: str = ""
     error: str | None = None
+    code_unavailable: str | None = None  # why the team ran without run_python, if it did
 
     @property
     def prompt_tokens(self) -> int:

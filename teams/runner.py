@@ -44,10 +44,11 @@ from config.providers import build_client
 from config.settings import Settings, get_settings
 from config.telemetry import RunTelemetry, setup_tracing
 from config.usage import UsageLedger
-from sandbox import Limits, SandboxExecutor, create_executor
+from sandbox import Limits, SandboxExecutor, SandboxUnavailable, create_executor
 from teams import events as ev
 from teams.answer import find_answers, normalise_answer
 from teams.build import BuiltTeam, build_team
+from teams.code_execution import uses_code, without_code
 from teams.result import Proposal, Result, StopReason, TraceEntry
 from teams.schema import TeamConfig
 from teams.termination import is_rejection
@@ -115,7 +116,10 @@ class Run:
         self._stop_detail = ""
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._executor: CodeExecutor | None = None
+        self._executor_started = False
         self._executor_lock = asyncio.Lock()
+        # Why this run has no run_python (no isolated sandbox here, subprocess not opted into); None = it has it.
+        self.code_unavailable: str | None = None
         self._staged: list[Path] = []
         self._log = logger.bind(run_id=self.run_id, question_id=self.question.task_id or "-")
         self.telemetry = RunTelemetry(self.run_id, self.question.task_id, team.name) if setup_tracing() else None
@@ -153,24 +157,35 @@ class Run:
             spec, self.settings, agent=agent, ledger=self.ledger, abort=self.abort, telemetry=self.telemetry
         )
 
+    def _create_executor(self) -> CodeExecutor:
+        sb = self.cfg.sandbox
+        allow = sb.allow_subprocess if self.settings.sandbox_allow_subprocess is None else self.settings.sandbox_allow_subprocess
+        return create_executor(
+            self.settings.sandbox_backend or sb.backend,
+            files=list(self._staged),
+            limits=Limits(timeout_s=sb.timeout_seconds, memory_mb=sb.memory_mb),
+            allow_subprocess=allow,
+            image=self.settings.sandbox_image,
+            python=self.settings.sandbox_python,
+        )
+
+    async def _choose_executor(self) -> str | None:
+        """Pick the sandbox before the team is built (not started: that waits for the first program).
+        Returns why code cannot run here, or None."""
+        try:
+            # Probing docker/bwrap blocks (a hung daemon for seconds): keep it off the event loop.
+            self._executor = await asyncio.to_thread(self._create_executor)
+        except SandboxUnavailable as exc:
+            return str(exc)
+        return None
+
     async def _get_executor(self) -> CodeExecutor:
         async with self._executor_lock:
             if self._executor is None:
-                sb = self.cfg.sandbox
-                # Probing docker/bwrap blocks (a hung daemon for seconds): keep it off the event loop.
-                executor = await asyncio.to_thread(
-                    create_executor,
-                    self.settings.sandbox_backend or sb.backend,
-                    files=list(self._staged),
-                    limits=Limits(timeout_s=sb.timeout_seconds, memory_mb=sb.memory_mb),
-                    allow_subprocess=sb.allow_subprocess
-                    if self.settings.sandbox_allow_subprocess is None
-                    else self.settings.sandbox_allow_subprocess,
-                    image=self.settings.sandbox_image,
-                    python=self.settings.sandbox_python,
-                )
-                await executor.start()
-                self._executor = executor
+                self._executor = await asyncio.to_thread(self._create_executor)
+            if not self._executor_started:
+                self._executor_started = True  # set first: a start that fails half-way is still stopped
+                await self._executor.start()
             return self._executor
 
     def _stage_attachments(self, workdir: Path) -> None:
@@ -199,8 +214,13 @@ class Run:
             )
             try:
                 self._stage_attachments(workdir)
+                cfg = self.cfg
+                if uses_code(cfg) and (problem := await self._choose_executor()) is not None:
+                    self.code_unavailable = problem
+                    self._log.warning("running without code execution: {}", problem)
+                    cfg = without_code(cfg, "no isolated sandbox can run programs on this host")
                 self._built = build_team(
-                    self.cfg,
+                    cfg,
                     client_for=self._client,
                     tool_ctx=tool_ctx,
                     max_turns=self.max_turns,
@@ -219,6 +239,7 @@ class Run:
                 self.cfg.name,
                 self.cfg.agent_names,
                 [p.name for p in self._staged],
+                code_unavailable=self.code_unavailable,
             )
             if self._built is not None and self._failure is None:
                 self._log.info("run started: team={} agents={} question={}", self.cfg.name, ",".join(self.cfg.agent_names), one_line(self.question.text, 100))
@@ -295,7 +316,7 @@ class Run:
                 yield event
 
     async def _release(self, workdir: Path) -> None:
-        if self._executor is not None:
+        if self._executor is not None and self._executor_started:
             try:
                 await asyncio.wait_for(self._executor.stop(), timeout=30)
             except Exception as exc:
@@ -457,6 +478,7 @@ class Run:
             models=models,
             run_id=self.run_id,
             error=error,
+            code_unavailable=self.code_unavailable,
         )
 
 
