@@ -1,0 +1,165 @@
+"""Who speaks, when a run ends and what it answers, driven in-process by `ScriptedModels` (no HTTP, no SDK)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.tools.registry import ToolContext, build_tools, tool_names
+from config.settings import Settings
+from teams import Run, load_team
+from teams import events as ev
+from teams.loader import parse_team
+from tests.fakes.function_model import Call, ScriptedModels, ToolCalls, tool
+
+QUESTION = "The almanac lists Alderbrook with 1,200 inhabitants and Birchwell with 3,400. How many live in both towns together?"
+
+
+def trio(**termination: object):
+    return parse_team({
+        "name": "trio",
+        "agents": [
+            {"name": "planner", "role": "planner"},
+            {"name": "researcher", "role": "researcher", "tools": ["calculator"]},
+            {"name": "critic", "role": "critic"},
+        ],
+        "selection": {"mode": "rules", "first": "planner", "reviewer": "critic",
+                      "default_next": {"planner": "researcher", "researcher": "planner", "critic": "planner"}},
+        "termination": {"approver": "critic", **termination},
+    })
+
+
+async def run(team, models: ScriptedModels, question: str = QUESTION) -> tuple[list, object]:
+    r = Run(question, team, settings=Settings(_env_file=None), client_factory=models.factory)  # type: ignore[call-arg]
+    events = [e async for e in r.events()]
+    return events, r.result
+
+
+def turns(events: list) -> list[str]:
+    return [e.agent for e in events if isinstance(e, ev.TurnStarted)]
+
+
+async def test_rules_pick_the_speakers_and_a_proposal_goes_to_the_reviewer() -> None:
+    models = ScriptedModels({
+        "planner": ["Look both figures up.", "FINAL ANSWER: 4600"],
+        "researcher": [tool("calculator", expression="1200 + 3400"), "1,200 and 3,400 make 4600.\nNEXT: planner"],
+        "critic": ["APPROVED\nFINAL ANSWER: 4600"],
+    })
+    events, result = await run(trio(), models)
+    models.assert_complete()
+    assert turns(events) == ["planner", "researcher", "planner", "critic"]
+    assert result.answer == "4600" and result.approved and result.stop_reason == "approved"
+    # the calculator really ran and its result reached the researcher's next call
+    assert models.calls_for("researcher")[1].last_tool_results == ["4600"]
+    assert result.usage["planner"].calls == 2 and result.usage["planner"].prompt_tokens > 0
+
+
+async def test_a_handoff_names_the_next_speaker() -> None:
+    models = ScriptedModels({
+        "planner": ["Critic, anything to add before we start?\nNEXT: critic", "FINAL ANSWER: 4600"],
+        "critic": ["Nothing yet.", "APPROVED\nFINAL ANSWER: 4600"],
+    })
+    events, _ = await run(trio(), models)
+    models.assert_complete()
+    assert turns(events) == ["planner", "critic", "planner", "critic"]
+
+
+async def test_the_approval_marker_is_required() -> None:
+    """A critic that restates the answer without writing APPROVED has not approved it: the run goes on."""
+    models = ScriptedModels({
+        "planner": ["FINAL ANSWER: 4600", "Then confirm it.\nNEXT: critic"],
+        "critic": ["Looks right to me.\nFINAL ANSWER: 4600\nNEXT: planner", "APPROVED\nFINAL ANSWER: 4600"],
+    })
+    events, result = await run(trio(), models)
+    models.assert_complete()
+    assert turns(events) == ["planner", "critic", "planner", "critic"]
+    verdicts = [(e.agent, e.verdict) for e in events if isinstance(e, ev.AnswerProposed)]
+    assert verdicts[-1] == ("critic", "approved") and ("critic", "approved") not in verdicts[:-1]
+    assert result.approved
+
+
+async def test_without_a_marker_any_final_answer_of_the_approver_ends_the_run() -> None:
+    models = ScriptedModels({
+        "planner": ["FINAL ANSWER: 4600"],
+        "critic": ["Looks right to me.\nFINAL ANSWER: 4600"],
+    })
+    events, result = await run(trio(approval_marker=None), models)
+    models.assert_complete()
+    assert result.approved and turns(events) == ["planner", "critic"]
+
+
+async def test_a_rejection_marks_the_pending_proposal_and_the_turn_cap_keeps_the_latest_unrejected() -> None:
+    models = ScriptedModels({
+        "planner": ["FINAL ANSWER: 4,600 inhabitants", "FINAL ANSWER: 4600"],
+        "critic": ["REJECTED: a bare number is asked for.\nNEXT: planner"],
+    })
+    events, result = await run(trio(max_turns=3), models)
+    models.assert_complete()
+    verdicts = [(e.answer, e.verdict) for e in events if isinstance(e, ev.AnswerProposed)]
+    assert verdicts == [("4,600 inhabitants", "proposed"), ("4,600 inhabitants", "rejected"), ("4600", "proposed")]
+    assert result.stop_reason == "max_turns" and result.answer == "4600" and not result.approved
+
+
+async def test_a_tool_call_reply_with_text_streams_the_text_once() -> None:
+    models = ScriptedModels({
+        "planner": ["Look it up.", "FINAL ANSWER: 4600"],
+        "researcher": [ToolCalls([("calculator", {"expression": "1200 + 3400"})], thought="Checking."), "4600.\nNEXT: planner"],
+        "critic": ["APPROVED\nFINAL ANSWER: 4600"],
+    })
+    events, _ = await run(trio(), models)
+    models.assert_complete()
+    tokens = "".join(e.text for e in events if isinstance(e, ev.Token) and e.agent == "researcher")
+    assert tokens.startswith("Checking.")
+    assert not [e for e in events if isinstance(e, ev.Thought)]
+
+
+async def test_the_double_fails_on_an_unused_step_and_on_an_unexpected_call() -> None:
+    unused = ScriptedModels({
+        "planner": ["FINAL ANSWER: 4600", "never reached"],
+        "critic": ["APPROVED\nFINAL ANSWER: 4600"],
+    })
+    await run(trio(), unused)
+    with pytest.raises(AssertionError, match="planner: 1 scripted step"):
+        unused.assert_complete()
+
+    unexpected = ScriptedModels({"planner": ["FINAL ANSWER: 4600"]})
+    _, result = await run(trio(), unexpected)
+    assert result.stop_reason == "error"
+    with pytest.raises(AssertionError, match="critic has no script"):
+        unexpected.assert_complete()
+
+
+async def test_the_debate_team_runs_in_process_with_its_real_prompts() -> None:
+    def critic(call: Call) -> str:
+        assert "APPROVED" in call.system and "untrusted data" in call.system
+        return "APPROVED\nFINAL ANSWER: 4600"
+
+    models = ScriptedModels({
+        "planner": ["Coder, add them.\nNEXT: coder"],
+        "coder": ["1200 + 3400 = 4600.\nFINAL ANSWER: 4600"],
+        "critic": [critic],
+    })
+    _, result = await run(load_team("debate"), models)
+    models.assert_complete()
+    assert result.answer == "4600" and result.approved
+    assert models.calls_for("coder")[0].tools == ["run_python", "read_file"]
+
+
+# --- every registered tool, called as a model would call it ------------------------------------------------
+def _example(schema: dict) -> object:
+    kind = schema.get("type")
+    if "anyOf" in schema:
+        return _example(next(s for s in schema["anyOf"] if s.get("type") != "null"))
+    if "default" in schema and schema["default"] is not None:
+        return schema["default"]
+    return {"string": "example", "integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}.get(str(kind), "example")
+
+
+async def test_every_registered_tool_answers_schema_generated_arguments_with_text(tmp_path) -> None:
+    ctx = ToolContext(settings=Settings(_env_file=None), workdir=tmp_path)  # type: ignore[call-arg]
+    for built in build_tools(tool_names(), ctx, agent="tester"):
+        params = built.schema.get("parameters", {})
+        args = {name: _example(prop) for name, prop in params.get("properties", {}).items()}
+        output = await built.run_json(args, ctx.abort, call_id="c1")
+        assert isinstance(output, str) and output, built.name
+        if output.startswith("Error:"):
+            assert "Traceback" not in output and len(output.splitlines()) <= 3, (built.name, output)
