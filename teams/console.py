@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import assert_never
 
 from rich.console import Console
 from rich.rule import Rule
@@ -48,55 +49,62 @@ class ConsoleRenderer:
 
     def __call__(self, event: ev.Event) -> None:
         c = self.console
-        if isinstance(event, ev.RunStarted):
-            c.print(Text.assemble(("Question: ", "bold"), event.question))
-            extra = f" · attachments: {', '.join(event.attachments)}" if event.attachments else ""
-            c.print(Text(f"Team: {event.team} ({', '.join(event.agents)}){extra}", style="dim"))
-            if event.code_unavailable:
-                c.print(Text(f"⚠ Code execution is unavailable, the team runs without run_python: {event.code_unavailable}",
-                             style="bold yellow"))
-        elif isinstance(event, ev.TurnStarted):
-            self._end_stream()
-            c.print(Rule(Text(f"{event.agent} · turn {event.turn}", style=f"bold {self._color(event.agent)}"), align="left"))
-        elif isinstance(event, ev.Token):
-            c.print(Text(event.text), end="")
-            self._streamed = True
-        elif isinstance(event, ev.Thought):
-            self._end_stream()
-            c.print(Text(event.text, style="italic dim"))
-        elif isinstance(event, ev.ToolCall):
-            self._end_stream()
-            if event.name == "run_python" and self.show_code:
-                return  # the CodeRun event shows it better
-            c.print(Text.assemble(("  → ", "bold"), (event.name, "bold"), " ", one_line(_args(event.arguments), 200)))
-        elif isinstance(event, ev.CodeRun):
-            if not self.show_code:
-                return
-            if event.output is None:
-                c.print(Text("  → run_python", style="bold"))
-                c.print(Syntax(event.code, "python", line_numbers=False, word_wrap=True, padding=(0, 2)))
-            else:
-                c.print(Text(f"  ← exit code {event.exit_code}", style="bold green" if event.exit_code == 0 else "bold red"))
-                if not event.isolated:
-                    c.print(Text(f"    ⚠ {event.sandbox}: this code ran without isolation", style="bold yellow"))
-                body = event.output.split("\n", 1)[1] if event.output.startswith("exit code") else event.output
-                c.print(Text(self._clip(body), style="dim"))
-        elif isinstance(event, ev.ToolResult):
-            if event.name == "run_python" and self.show_code:
-                return
-            style = "red" if event.is_error or event.output.startswith("Error:") else "dim"
-            c.print(Text.assemble(("  ← ", "bold"), (self._clip(event.output).lstrip(), style)))
-        elif isinstance(event, ev.TurnEnded):
-            if not self._streamed:
-                c.print(Text(event.text))
-            self._end_stream()
-        elif isinstance(event, ev.AnswerProposed):
-            self._end_stream()
-            mark = {"proposed": "?", "approved": "✔", "rejected": "✘"}[event.verdict]
-            c.print(Text(f"  {mark} {event.verdict}: {event.answer}", style="bold"))
-        elif isinstance(event, ev.RunFinished):
-            self._end_stream()
-            self.final(event.result)
+        match event:
+            case ev.RunStarted():
+                c.print(Text.assemble(("Question: ", "bold"), event.question))
+                extra = f" · attachments: {', '.join(event.attachments)}" if event.attachments else ""
+                c.print(Text(f"Team: {event.team} ({', '.join(event.agents)}){extra}", style="dim"))
+                if event.code_unavailable:
+                    c.print(Text(f"⚠ Code execution is unavailable, the team runs without run_python: {event.code_unavailable}",
+                                 style="bold yellow"))
+            case ev.TurnStarted():
+                self._end_stream()
+                c.print(Rule(Text(f"{event.agent} · turn {event.turn}", style=f"bold {self._color(event.agent)}"), align="left"))
+            case ev.Token():
+                c.print(Text(event.text), end="")
+                self._streamed = True
+            case ev.Thought():
+                self._end_stream()
+                c.print(Text(event.text, style="italic dim"))
+            case ev.ToolCall():
+                self._end_stream()
+                if event.name == "run_python" and self.show_code:
+                    return  # the CodeRun event shows it better
+                c.print(Text.assemble(("  → ", "bold"), (event.name, "bold"), " ", one_line(_args(event.arguments), 200)))
+            case ev.CodeRun():
+                self._code_run(event)
+            case ev.ToolResult():
+                if event.name == "run_python" and self.show_code:
+                    return
+                style = "red" if event.is_error or event.output.startswith("Error:") else "dim"
+                c.print(Text.assemble(("  ← ", "bold"), (self._clip(event.output).lstrip(), style)))
+            case ev.TurnEnded():
+                if not self._streamed:
+                    c.print(Text(event.text))
+                self._end_stream()
+            case ev.AnswerProposed():
+                self._end_stream()
+                mark = {"proposed": "?", "approved": "✔", "rejected": "✘"}[event.verdict]
+                c.print(Text(f"  {mark} {event.verdict}: {event.answer}", style="bold"))
+            case ev.RunFinished():
+                self._end_stream()
+                self.final(event.result)
+            case _:
+                assert_never(event)
+
+    def _code_run(self, event: ev.CodeRun) -> None:
+        c = self.console
+        if not self.show_code:
+            return
+        if event.output is None:
+            c.print(Text("  → run_python", style="bold"))
+            c.print(Syntax(event.code, "python", line_numbers=False, word_wrap=True, padding=(0, 2)))
+            return
+        c.print(Text(f"  ← exit code {event.exit_code}", style="bold green" if event.exit_code == 0 else "bold red"))
+        if not event.isolated:
+            c.print(Text(f"    ⚠ {event.sandbox}: this code ran without isolation", style="bold yellow"))
+        body = event.output.split("\n", 1)[1] if event.output.startswith("exit code") else event.output
+        c.print(Text(self._clip(body), style="dim"))
 
     def _clip(self, text: str) -> str:
         lines = text.strip().splitlines()

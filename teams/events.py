@@ -82,11 +82,14 @@ class TurnEnded:
     completion_tokens: int
 
 
+Verdict = Literal["proposed", "approved", "rejected"]
+
+
 @dataclass(frozen=True)
 class AnswerProposed:
     agent: str
     answer: str
-    verdict: Literal["proposed", "approved", "rejected"]
+    verdict: Verdict
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import re
 import shutil
 import tempfile
 import time
@@ -21,16 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autogen_agentchat.base import TaskResult
-from autogen_agentchat.messages import (
-    BaseChatMessage,
-    ModelClientStreamingChunkEvent,
-    SelectSpeakerEvent,
-    StopMessage,
-    ThoughtEvent,
-    ToolCallExecutionEvent,
-    ToolCallRequestEvent,
-)
+from autogen_agentchat.messages import SelectSpeakerEvent
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeExecutor
 from autogen_core.models import ChatCompletionClient
@@ -46,12 +35,11 @@ from config.telemetry import RunTelemetry, setup_tracing
 from config.usage import UsageLedger
 from sandbox import Limits, SandboxExecutor, SandboxUnavailable, create_executor
 from teams import events as ev
-from teams.answer import find_answers, normalise_answer
 from teams.build import BuiltTeam, build_team
 from teams.code_execution import uses_code, without_code
-from teams.result import Proposal, Result, StopReason, TraceEntry
+from teams.result import Result, StopReason
 from teams.schema import TeamConfig
-from teams.termination import is_rejection
+from teams.transcript import Ending, Transcript
 
 STOP_GRACE_S = 5.0  # how long a stopping team may take to unwind before its task is cancelled
 HARD_CANCEL_WAIT_S = 2.0
@@ -76,7 +64,6 @@ class _Failed:
 
 
 _WAKE = object()
-_EXIT_CODE = re.compile(r"^exit code (-?\d+)")
 
 
 def task_text(question: Question) -> str:
@@ -123,15 +110,7 @@ class Run:
         self._staged: list[Path] = []
         self._log = logger.bind(run_id=self.run_id, question_id=self.question.task_id or "-")
         self.telemetry = RunTelemetry(self.run_id, self.question.task_id, team.name) if setup_tracing() else None
-        # per-run bookkeeping while translating AutoGen's stream
-        self._trace: list[TraceEntry] = []
-        self._proposals: list[Proposal] = []
-        self._speaker: str | None = None
-        self._turn = 0
-        self._turn_ledger_start = 0
-        self._code_calls: dict[str, str] = {}
-        self._streamed = ""  # text streamed since the last tool event, to drop AutoGen's repeat as a ThoughtEvent
-        self._task_result: TaskResult | None = None
+        self.transcript = Transcript(team, self.ledger, sandbox=self._sandbox_info)
         self._failure: BaseException | None = None
         self._built: BuiltTeam | None = None
 
@@ -312,7 +291,8 @@ class Run:
             if isinstance(item, _Failed):
                 self._failure = item.error
                 continue
-            for event in self._translate(item):
+            for event in self.transcript.feed(item):
+                self._observe(event)
                 yield event
 
     async def _release(self, workdir: Path) -> None:
@@ -329,171 +309,36 @@ class Run:
                     pass
         shutil.rmtree(workdir, ignore_errors=True)
 
-    # --- AutoGen stream -> our events ----------------------------------------------------------------
-    def _start_turn(self, agent: str) -> list[ev.Event]:
-        if agent == self._speaker:
-            return []
-        self._speaker = agent
-        self._turn += 1
-        self._turn_ledger_start = len(self.ledger.records)
-        if self.telemetry is not None:
-            self.telemetry.turn_started(agent, self._turn)
-        return [ev.TurnStarted(agent, self._turn)]
+    # --- bookkeeping of the live run ------------------------------------------------------------------
+    def _observe(self, event: ev.Event) -> None:
+        """Telemetry and the log follow the run's turns."""
+        match event:
+            case ev.TurnStarted(agent=agent, turn=turn):
+                if self.telemetry is not None:
+                    self.telemetry.turn_started(agent, turn)
+            case ev.TurnEnded(agent=agent, turn=turn, text=text, prompt_tokens=prompt, completion_tokens=completion):
+                if self.telemetry is not None:
+                    self.telemetry.turn_ended(agent, prompt, completion)
+                self._log.info("turn {} {}: tokens in={} out={}: {}", turn, agent, prompt, completion, one_line(text, 120))
+                self._log.debug("turn {} {} full text: {}", turn, agent, text)
+            case _:
+                pass
 
-    def _translate(self, item: Any) -> list[ev.Event]:
-        out: list[ev.Event] = []
-        if isinstance(item, TaskResult):
-            self._task_result = item
-            return out
-        if isinstance(item, SelectSpeakerEvent):  # from our rules or AutoGen's LLM selector
-            names = item.content if isinstance(item.content, list) else [str(item.content)]
-            if names and names[0] in self.cfg.agent_names:
-                out += self._start_turn(names[0])
-            return out
-        source = getattr(item, "source", "")
-        if source == "user" or source not in self.cfg.agent_names:
-            if isinstance(item, BaseChatMessage) and not isinstance(item, StopMessage) and source != "user":
-                self._trace.append(TraceEntry(source, type(item).__name__, item.to_text()))
-            return out
-        out += self._start_turn(source)
-        if isinstance(item, ModelClientStreamingChunkEvent):
-            if item.content:
-                self._streamed += item.content
-                out.append(ev.Token(source, item.content))
-            return out
-        self._trace.append(TraceEntry(source, type(item).__name__, item.to_text()))
-        streamed, self._streamed = self._streamed, ""
-        if isinstance(item, ThoughtEvent):
-            if item.content.strip() != streamed.strip():  # already shown as tokens otherwise
-                out.append(ev.Thought(source, item.content))
-        elif isinstance(item, ToolCallRequestEvent):
-            for call in item.content:
-                out.append(ev.ToolCall(source, call.id, call.name, call.arguments))
-                if call.name == "run_python":
-                    code = _code_argument(call.arguments)
-                    self._code_calls[call.id] = code
-                    out.append(ev.CodeRun(source, call.id, code, None, None))
-        elif isinstance(item, ToolCallExecutionEvent):
-            for res in item.content:
-                out.append(ev.ToolResult(source, res.call_id, res.name, res.content, res.is_error))
-                if res.call_id in self._code_calls:
-                    m = _EXIT_CODE.match(res.content)
-                    executor = self._executor
-                    out.append(
-                        ev.CodeRun(
-                            source,
-                            res.call_id,
-                            self._code_calls.pop(res.call_id),
-                            res.content,
-                            int(m.group(1)) if m else None,
-                            sandbox=executor.describe() if isinstance(executor, SandboxExecutor) else None,
-                            isolated=getattr(executor, "isolated", True),
-                        )
-                    )
-        elif isinstance(item, BaseChatMessage):
-            out += self._end_turn(source, item)
-        return out
+    def _sandbox_info(self) -> tuple[str | None, bool]:
+        executor = self._executor
+        if isinstance(executor, SandboxExecutor):
+            return executor.describe(), executor.isolated
+        return None, True
 
-    def _end_turn(self, agent: str, message: BaseChatMessage) -> list[ev.Event]:
-        text = message.to_text()
-        records = [r for r in self.ledger.records[self._turn_ledger_start :] if r.agent == agent]
-        prompt = sum(r.prompt_tokens for r in records)
-        completion = sum(r.completion_tokens for r in records)
-        out: list[ev.Event] = [ev.TurnEnded(agent, self._turn, text, prompt, completion)]
-        if self.telemetry is not None:
-            self.telemetry.turn_ended(agent, prompt, completion)
-        self._speaker = None
-        self._log.info(
-            "turn {} {}: {} calls, tokens in={} out={}: {}", self._turn, agent, len(records), prompt, completion, one_line(text, 120)
-        )
-        self._log.debug("turn {} {} full text: {}", self._turn, agent, text)
-        approval = self._built.approval if self._built else None
-        answers = find_answers(text, self.cfg.answer.marker)
-        if approval is not None and agent == approval.approver:
-            if approval.approves(message):
-                proposal = Proposal(agent, answers[-1], "approved")
-                self._proposals.append(proposal)
-                out.append(ev.AnswerProposed(agent, proposal.answer, "approved"))
-                return out
-            if is_rejection(text, self.cfg.termination.rejection_marker):
-                pending = next((p for p in reversed(self._proposals) if p.verdict == "proposed"), None)
-                if pending is not None:
-                    pending.verdict = "rejected"
-                    out.append(ev.AnswerProposed(pending.agent, pending.answer, "rejected"))
-                return out
-        if answers:
-            proposal = Proposal(agent, answers[-1])
-            self._proposals.append(proposal)
-            out.append(ev.AnswerProposed(agent, proposal.answer, "proposed"))
-        return out
-
-    # --- the result ----------------------------------------------------------------------------------
     def _finish(self, duration: float) -> Result:
-        # AutoGen resets terminations when a run ends, so approval is read from the translated stream.
-        approved_by = next((p.agent for p in self._proposals if p.verdict == "approved"), None)
-        approved = approved_by is not None
-        stop: StopReason
-        detail = self._stop_detail
-        error = None
-        if approved:
-            stop, detail = "approved", f"approved by {approved_by}"
-        elif self._stop_kind is not None:
-            stop = self._stop_kind
-            if stop == "error" and self._failure is not None:
-                error = one_line(str(self._failure), 500)
-        elif self._failure is not None:
-            stop, error = "error", _describe_failure(self._failure)
-            detail = error
-        elif self._task_result is not None and "maximum number of turns" in (self._task_result.stop_reason or "").lower():
-            stop, detail = "max_turns", f"the {self.max_turns}-turn limit was reached"
-        elif self._task_result is not None and "timeout" in (self._task_result.stop_reason or "").lower():
-            stop, detail = "timeout", f"the {self.timeout_s:g}s time limit was reached"
-        else:
-            stop, detail = "no_answer", (self._task_result.stop_reason if self._task_result else "") or "the team stopped"
-
-        raw: str | None = None
-        if approved:
-            raw = next(p.answer for p in reversed(self._proposals) if p.verdict == "approved")
-        elif self.cfg.answer.on_stop == "best_proposed" and self._proposals:
-            best = next((p for p in reversed(self._proposals) if p.verdict != "rejected"), self._proposals[-1])
-            raw = best.answer
-        answer = (normalise_answer(raw) if self.cfg.answer.normalise else raw.strip()) if raw else ""
         models = {}
         if self._built is not None:
             for name, client in self._built.clients.items():
                 if isinstance(client, ManagedClient):
                     models[name] = f"{client.provider}/{client.model}"
-        return Result(
-            question=self.question.text,
-            answer=answer,
-            raw_answer=raw,
-            approved=approved,
-            stop_reason=stop,
-            stop_detail=detail,
-            duration_s=duration,
-            usage=self.ledger.by_agent(),
-            trace=self._trace,
-            proposals=list(self._proposals),
-            team=self.cfg.name,
-            models=models,
-            run_id=self.run_id,
-            error=error,
-            code_unavailable=self.code_unavailable,
-        )
-
-
-def _code_argument(arguments: str) -> str:
-    try:
-        data = json.loads(arguments)
-    except json.JSONDecodeError:
-        return arguments
-    return str(data.get("code", arguments)) if isinstance(data, dict) else arguments
-
-
-def _describe_failure(exc: BaseException) -> str:
-    text = str(exc)
-    # AutoGen wraps agent errors as "RuntimeError: <Type>: <message>\nTraceback..."; keep the first line.
-    return one_line(text.splitlines()[0] if text else type(exc).__name__, 500)
+        ending = Ending(self._stop_kind, self._stop_detail, self._failure, self.max_turns, self.timeout_s)
+        return self.transcript.result(self.question.text, ending, duration_s=duration, models=models,
+                                      run_id=self.run_id, code_unavailable=self.code_unavailable)
 
 
 async def solve(

@@ -1,0 +1,214 @@
+"""The pure part of a run: AutoGen's stream in, our events out, the proposals kept, the Result assembled.
+
+No I/O, no clock, no task: a `Transcript` is fed AutoGen messages one by one (`feed`) and asked for the
+Result at the end (`result`), so it is tested with hand-built messages. `teams/runner.py` owns everything with
+a lifetime (work dir, sandbox, clients, telemetry, the stop logic) and feeds it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from autogen_agentchat.base import TaskResult
+from autogen_agentchat.messages import (
+    BaseChatMessage,
+    ModelClientStreamingChunkEvent,
+    SelectSpeakerEvent,
+    StopMessage,
+    ThoughtEvent,
+    ToolCallExecutionEvent,
+    ToolCallRequestEvent,
+)
+
+from agents.tools.text import one_line
+from config.usage import UsageLedger
+from teams import events as ev
+from teams.answer import find_answers, normalise_answer
+from teams.result import Proposal, Result, StopReason, TraceEntry
+from teams.schema import TeamConfig
+from teams.termination import ApprovedAnswerTermination, is_rejection
+
+_EXIT_CODE = re.compile(r"^exit code (-?\d+)")
+
+# Which sandbox ran the code: (description, isolated), asked when a code run ends.
+SandboxInfo = Callable[[], tuple[str | None, bool]]
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How the run's lifecycle ended it, for `Transcript.result`."""
+
+    stop_kind: StopReason | None = None  # a stop the runner requested (timeout, cancel, error)
+    stop_detail: str = ""
+    failure: BaseException | None = None  # what ended the group chat, if it failed
+    max_turns: int = 0
+    timeout_s: float = 0.0
+
+
+class Transcript:
+    def __init__(self, cfg: TeamConfig, ledger: UsageLedger, *, sandbox: SandboxInfo | None = None) -> None:
+        self.cfg = cfg
+        self.ledger = ledger
+        self.sandbox = sandbox or (lambda: (None, True))
+        t = cfg.termination
+        self.approval = (
+            ApprovedAnswerTermination(t.approver, cfg.answer.marker, t.approval_marker, t.rejection_marker)
+            if t.approver else None
+        )
+        self.trace: list[TraceEntry] = []
+        self.proposals: list[Proposal] = []
+        self.task_result: TaskResult | None = None
+        self.turn = 0
+        self._speaker: str | None = None
+        self._turn_ledger_start = 0
+        self._code_calls: dict[str, str] = {}
+        self._streamed = ""  # text streamed since the last tool event, to drop AutoGen's repeat as a ThoughtEvent
+
+    # --- AutoGen stream -> our events ----------------------------------------------------------------
+    def feed(self, item: object) -> list[ev.Event]:
+        match item:
+            case TaskResult():
+                self.task_result = item
+                return []
+            case SelectSpeakerEvent(content=content):  # from our rules or AutoGen's LLM selector
+                names = content if isinstance(content, list) else [str(content)]
+                return self._start_turn(names[0]) if names and names[0] in self.cfg.agent_names else []
+        source = getattr(item, "source", "")
+        if source not in self.cfg.agent_names:  # the task itself, AutoGen's stop messages
+            if isinstance(item, BaseChatMessage) and not isinstance(item, StopMessage) and source != "user":
+                self.trace.append(TraceEntry(source, type(item).__name__, item.to_text()))
+            return []
+        out = self._start_turn(source)
+        if isinstance(item, ModelClientStreamingChunkEvent):
+            if item.content:
+                self._streamed += item.content
+                out.append(ev.Token(source, item.content))
+            return out
+        self.trace.append(TraceEntry(source, type(item).__name__, getattr(item, "to_text", lambda: str(item))()))
+        streamed, self._streamed = self._streamed, ""
+        match item:
+            case ThoughtEvent(content=text):
+                if text.strip() != streamed.strip():  # already shown as tokens otherwise
+                    out.append(ev.Thought(source, text))
+            case ToolCallRequestEvent(content=calls):
+                for call in calls:
+                    out.append(ev.ToolCall(source, call.id, call.name, call.arguments))
+                    if call.name == "run_python":
+                        code = _code_argument(call.arguments)
+                        self._code_calls[call.id] = code
+                        out.append(ev.CodeRun(source, call.id, code, None, None))
+            case ToolCallExecutionEvent(content=results):
+                for res in results:
+                    out.append(ev.ToolResult(source, res.call_id, res.name, res.content, bool(res.is_error)))
+                    if res.call_id in self._code_calls:
+                        m = _EXIT_CODE.match(res.content)
+                        described, isolated = self.sandbox()
+                        out.append(ev.CodeRun(source, res.call_id, self._code_calls.pop(res.call_id), res.content,
+                                              int(m.group(1)) if m else None, sandbox=described, isolated=isolated))
+            case BaseChatMessage():
+                out += self._end_turn(source, item)
+        return out
+
+    def _start_turn(self, agent: str) -> list[ev.Event]:
+        if agent == self._speaker:
+            return []
+        self._speaker = agent
+        self.turn += 1
+        self._turn_ledger_start = len(self.ledger.records)
+        return [ev.TurnStarted(agent, self.turn)]
+
+    def _end_turn(self, agent: str, message: BaseChatMessage) -> list[ev.Event]:
+        text = message.to_text()
+        records = [r for r in self.ledger.records[self._turn_ledger_start :] if r.agent == agent]
+        prompt = sum(r.prompt_tokens for r in records)
+        completion = sum(r.completion_tokens for r in records)
+        out: list[ev.Event] = [ev.TurnEnded(agent, self.turn, text, prompt, completion)]
+        self._speaker = None
+        answers = find_answers(text, self.cfg.answer.marker)
+        if self.approval is not None and agent == self.approval.approver:
+            if self.approval.approves(message):
+                return out + [self._propose(agent, answers[-1], "approved")]
+            if is_rejection(text, self.cfg.termination.rejection_marker):
+                pending = next((p for p in reversed(self.proposals) if p.verdict == "proposed"), None)
+                if pending is not None:
+                    pending.verdict = "rejected"
+                    out.append(ev.AnswerProposed(pending.agent, pending.answer, "rejected"))
+                return out
+        if answers:
+            out.append(self._propose(agent, answers[-1], "proposed"))
+        return out
+
+    def _propose(self, agent: str, answer: str, verdict: ev.Verdict) -> ev.AnswerProposed:
+        self.proposals.append(Proposal(agent, answer, verdict))
+        return ev.AnswerProposed(agent, answer, verdict)
+
+    # --- the result ----------------------------------------------------------------------------------
+    def stop_reason(self, ending: Ending) -> tuple[StopReason, str, str | None]:
+        """(stop reason, detail, error). AutoGen resets terminations when a run ends, so approval is read
+        from the proposals."""
+        approved_by = next((p.agent for p in self.proposals if p.verdict == "approved"), None)
+        said = (self.task_result.stop_reason or "") if self.task_result else ""
+        if approved_by is not None:
+            return "approved", f"approved by {approved_by}", None
+        if ending.stop_kind is not None:
+            error = one_line(str(ending.failure), 500) if ending.stop_kind == "error" and ending.failure else None
+            return ending.stop_kind, ending.stop_detail, error
+        if ending.failure is not None:
+            error = _describe_failure(ending.failure)
+            return "error", error, error
+        if "maximum number of turns" in said.lower():
+            return "max_turns", f"the {ending.max_turns}-turn limit was reached", None
+        if "timeout" in said.lower():
+            return "timeout", f"the {ending.timeout_s:g}s time limit was reached", None
+        return "no_answer", said or "the team stopped", None
+
+    def answer(self) -> tuple[str, str | None]:
+        """(normalised answer, raw answer): the approved one, else the latest unrejected proposal."""
+        raw: str | None = None
+        approved = [p for p in self.proposals if p.verdict == "approved"]
+        if approved:
+            raw = approved[-1].answer
+        elif self.cfg.answer.on_stop == "best_proposed" and self.proposals:
+            raw = next((p for p in reversed(self.proposals) if p.verdict != "rejected"), self.proposals[-1]).answer
+        if not raw:
+            return "", raw
+        return (normalise_answer(raw) if self.cfg.answer.normalise else raw.strip()), raw
+
+    def result(self, question: str, ending: Ending, *, duration_s: float, models: dict[str, str], run_id: str,
+               code_unavailable: str | None = None) -> Result:
+        stop, detail, error = self.stop_reason(ending)
+        answer, raw = self.answer()
+        return Result(
+            question=question,
+            answer=answer,
+            raw_answer=raw,
+            approved=stop == "approved",
+            stop_reason=stop,
+            stop_detail=detail,
+            duration_s=duration_s,
+            usage=self.ledger.by_agent(),
+            trace=self.trace,
+            proposals=list(self.proposals),
+            team=self.cfg.name,
+            models=models,
+            run_id=run_id,
+            error=error,
+            code_unavailable=code_unavailable,
+        )
+
+
+def _code_argument(arguments: str) -> str:
+    try:
+        data = json.loads(arguments)
+    except json.JSONDecodeError:
+        return arguments
+    return str(data.get("code", arguments)) if isinstance(data, dict) else arguments
+
+
+def _describe_failure(exc: BaseException) -> str:
+    text = str(exc)
+    # AutoGen wraps agent errors as "RuntimeError: <Type>: <message>\nTraceback..."; keep the first line.
+    return one_line(text.splitlines()[0] if text else type(exc).__name__, 500)
