@@ -7,23 +7,25 @@ Search and summaries come from the `wikipedia` package; full pages from the Medi
 
 The API base is `settings.wikipedia_api_url` (a `{lang}` placeholder picks the edition), so tests point both
 paths at a local MediaWiki replica. The `wikipedia` package keeps its endpoint in a module global, caches
-results process-wide without the endpoint in the key, and calls `requests.get` with no timeout; so each
-search runs under a lock, with the package's endpoint set for that call, its cache cleared, and a stand-in
-for `requests` that adds a timeout and a size cap.
+results without the endpoint in the key, and calls `requests.get` with no timeout. Rather than set those
+globals around each call (which needs a process-wide lock and serialises every concurrent question's search),
+each endpoint gets its own instance of the package's module, loaded once with that endpoint and a stand-in for
+`requests` that adds a timeout and a size cap; concurrent searches never share one's settings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
 import threading
 import warnings
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
 import requests
-import wikipedia as wikipedia_pkg
 from bs4 import GuessedAtParserWarning
 from wikipedia import exceptions as wiki_errors
 
@@ -38,7 +40,13 @@ from config.settings import Settings
 _LANG = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
 SUMMARIES = 3  # search results that get a summary; the rest are listed by title
 SUMMARY_CHARS = 500
-_PACKAGE_LOCK = threading.Lock()
+_INSTANCES: dict[tuple[str, float, int], ModuleType] = {}
+_INSTANCES_LOCK = threading.Lock()  # guards the dict only, never a search
+_MAX_INSTANCES = 16
+
+# The package parses disambiguation pages with BeautifulSoup without naming a parser (lxml is used). Set once:
+# `warnings.catch_warnings()` around each call is not thread-safe.
+warnings.filterwarnings("ignore", category=GuessedAtParserWarning)
 
 
 class WikiError(Exception):
@@ -97,30 +105,42 @@ class _TimedRequests:
         return _Reply(content)
 
 
+def _package_for(api: str, timeout: float, max_bytes: int) -> ModuleType:
+    """The `wikipedia` package's module, loaded as a private instance that talks to `api` only."""
+    key = (api, timeout, max_bytes)
+    with _INSTANCES_LOCK:
+        module = _INSTANCES.get(key)
+        if module is None:
+            spec = importlib.util.find_spec("wikipedia.wikipedia")
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            module.requests = _TimedRequests(timeout, max_bytes)  # type: ignore[attr-defined]
+            module.API_URL = api  # type: ignore[attr-defined]
+            module.USER_AGENT = API_USER_AGENT  # type: ignore[attr-defined]
+            if len(_INSTANCES) >= _MAX_INSTANCES:
+                _INSTANCES.pop(next(iter(_INSTANCES)))
+            _INSTANCES[key] = module
+        return module
+
+
 def _search_sync(api: str, query: str, results: int, timeout: float, max_bytes: int) -> str:
-    module = wikipedia_pkg.wikipedia
-    with _PACKAGE_LOCK, warnings.catch_warnings():
-        # The package parses disambiguation pages with BeautifulSoup without naming a parser (lxml is used).
-        warnings.simplefilter("ignore", GuessedAtParserWarning)
-        saved = module.requests, module.API_URL, module.USER_AGENT
-        module.requests, module.API_URL, module.USER_AGENT = _TimedRequests(timeout, max_bytes), api, API_USER_AGENT
+    package = _package_for(api, timeout, max_bytes)
+    # Results are cached by arguments for the life of the module; a search must see today's index.
+    package.search.clear_cache()
+    try:
         try:
-            # Its cache is keyed by arguments only: a result from another edition or endpoint must not come back.
-            wikipedia_pkg.search.clear_cache()
-            try:
-                titles, suggestion = wikipedia_pkg.search(query, results=results, suggestion=True)
-            except KeyError:  # the package assumes `searchinfo` always carries a suggestion when present
-                titles, suggestion = wikipedia_pkg.search(query, results=results), None
-            lines: list[str] = []
-            for rank, title in enumerate(titles, start=1):
-                line = f"{rank}. {title} — {article_url(api, title)}"
-                if rank <= SUMMARIES:
-                    line += _summary_line(title)
-                lines.append(line)
-        except wiki_errors.WikipediaException as exc:
-            raise WikiError(f"Wikipedia search failed: {one_line(str(getattr(exc, 'error', exc)), 200)}") from None
-        finally:
-            module.requests, module.API_URL, module.USER_AGENT = saved
+            titles, suggestion = package.search(query, results=results, suggestion=True)
+        except KeyError:  # the package assumes `searchinfo` always carries a suggestion when present
+            titles, suggestion = package.search(query, results=results), None
+        lines: list[str] = []
+        for rank, title in enumerate(titles, start=1):
+            line = f"{rank}. {title} — {article_url(api, title)}"
+            if rank <= SUMMARIES:
+                line += _summary_line(package, title)
+            lines.append(line)
+    except wiki_errors.WikipediaException as exc:
+        raise WikiError(f"Wikipedia search failed: {one_line(str(getattr(exc, 'error', exc)), 200)}") from None
     if not lines:
         hint = f" Did you mean {suggestion!r}?" if suggestion else " Try other words or another language edition."
         return f"No Wikipedia page matches {query!r}.{hint}"
@@ -129,9 +149,9 @@ def _search_sync(api: str, query: str, results: int, timeout: float, max_bytes: 
     return "\n".join([head, *lines, tail])
 
 
-def _summary_line(title: str) -> str:
+def _summary_line(package: ModuleType, title: str) -> str:
     try:
-        page = wikipedia_pkg.page(title, auto_suggest=False, redirect=True)
+        page = package.page(title, auto_suggest=False, redirect=True)
         summary = " ".join((page.summary or "").split())
     except wiki_errors.DisambiguationError as exc:
         options = ", ".join(exc.options[:8])

@@ -153,3 +153,34 @@ async def test_page_requests_go_through_the_ssrf_guard(make_ctx, wiki) -> None:
     assert out == "Error: refused: 169.254.169.254 is a link-local address (where cloud metadata services live)"
     private = make_ctx(tool_settings(WIKIPEDIA_API_URL="http://10.1.1.1/{lang}/w/api.php"))
     assert (await call(private, "wikipedia_page", title="Alderbrook Castle")) == "Error: refused: 10.1.1.1 is a private address"
+
+
+async def test_concurrent_searches_run_at_once_not_one_after_another(make_ctx, started) -> None:
+    import asyncio
+    import threading
+
+    class MeetingWiki(FakeMediaWiki):
+        """Each search waits until the other one has arrived: searches serialised behind a lock never meet."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.meeting = threading.Barrier(2, timeout=5)
+
+        def handle(self, request):  # type: ignore[no-untyped-def]
+            if request.param("list") == "search":
+                try:
+                    self.meeting.wait()
+                except threading.BrokenBarrierError:
+                    return Reply(503, "<html>the other search never came</html>")
+            return super().handle(request)
+
+    wiki = started(MeetingWiki())
+    wiki.add(Article("Alderbrook Castle", [Revision(1, "2020-01-01T00:00:00Z", "<p>x</p>")], extract="An invented castle."))
+    wiki.add(Article("Burg Alderbrook", [Revision(2, "2020-01-01T00:00:00Z", "<p>y</p>")], extract="Eine Burg."), lang="de")
+    ctx = _ctx(make_ctx, wiki)
+    english, german = await asyncio.gather(
+        call(ctx, "wikipedia_search", query="Alderbrook"),
+        call(ctx, "wikipedia_search", query="Alderbrook", lang="de"),
+    )
+    assert "Alderbrook Castle" in english and "Burg Alderbrook" not in english, english
+    assert "Burg Alderbrook" in german, german
