@@ -156,10 +156,6 @@ class ManagedClient(ChatCompletionClient):
     def _who(self) -> str:
         return f"{self.agent}'s model {self.provider}/{self.model}"
 
-    @property
-    def inner(self) -> ChatCompletionClient:
-        return self._inner
-
     # --- the two calls ---------------------------------------------------------------------------------
     async def create(
         self,

@@ -237,10 +237,6 @@ class RunStore:
             out[record.task_id] = record
         return out
 
-    def attempts(self, task_id: str) -> int:
-        rec = self.records().get(task_id)
-        return rec.attempt if rec else 0
-
     def totals(self) -> dict[str, Any]:
         records = list(self.records().values())
         costs = [r.cost_usd for r in records]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.providers import ProviderNotConfigured, resolve_model, resolve_provider
+from config.providers import resolve_model, resolve_provider
 from config.settings import Settings
 from teams.schema import TeamConfig
 
@@ -28,10 +28,3 @@ def model_choices(cfg: TeamConfig, settings: Settings) -> list[ModelChoice]:
         choices.append(ModelChoice(agent, provider, resolve_model(spec, provider, settings)))
     return choices
 
-
-def missing_model_message(cfg: TeamConfig, settings: Settings) -> str | None:
-    try:
-        model_choices(cfg, settings)
-    except ProviderNotConfigured as exc:
-        return str(exc)
-    return None

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from config.usage import AgentUsage
 
-StopReason = Literal["approved", "answered", "max_turns", "timeout", "cancelled", "error", "no_answer"]
+StopReason = Literal["approved", "max_turns", "timeout", "cancelled", "error", "no_answer"]
 
 
 @dataclass
