@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 0.0.0.0
 PORT ?= 7860
 
-.PHONY: run test lint bench sandbox-image image screenshots clean
+.PHONY: run test lint bench system sandbox-image image screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ bench: $(STAMP)
 # /usr/bin/chromium; fonts-noto-color-emoji makes the answer's ✅ render).
 screenshots: $(STAMP)
 	$(PY) -m tests.ui.screenshots --out docs
+
+# What the skipped suites of `make test` need, as CI installs it (root: apt-get and dockerd): the Debian
+# packages of .ci/apt-packages.txt, a running Docker engine and the sandbox image.
+system:
+	.ci/system-packages.sh
+	.ci/start-docker.sh
+	.ci/sandbox-image.sh
 
 # The coder's sandbox image, built as CI builds it: debootstrap + docker import, no registry needed.
 sandbox-image:

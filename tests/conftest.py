@@ -124,3 +124,25 @@ def settings_for(server: ScriptedLLM, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+SYSTEM_COMMAND = "sudo make system"  # Debian packages (docker.io, bubblewrap, chromium), the Docker engine, the images
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """End a run that skipped tests by naming the skipped suites, why, and the one command that fixes it."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    by_suite: dict[str, set[str]] = {}
+    for report in skipped:
+        path = str(report.location[0] if report.location else report.nodeid.split("::")[0])
+        suite = path.rsplit("/", 1)[0] if path.count("/") > 1 else path
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        by_suite.setdefault(suite, set()).add(reason.removeprefix("Skipped: "))
+    tr = terminalreporter
+    tr.section("skipped suites")
+    for suite, reasons in sorted(by_suite.items()):
+        count = sum(1 for r in skipped if str(r.location[0]).startswith(suite))
+        tr.write_line(f"{suite}: {count} skipped ({'; '.join(sorted(reasons))[:300]})")
+    tr.write_line(f"To run them, install what they need with: {SYSTEM_COMMAND}")
