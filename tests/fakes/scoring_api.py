@@ -1,6 +1,6 @@
 """A local replica of the Agents Course scoring API (FastAPI, uvicorn on 127.0.0.1), serving INVENTED questions.
 
-Same routes, fields and error shapes as the real Space (see /work/shared/reference/scoring-api.md §2):
+Same routes, fields and error shapes as the real Space (agents-course-unit4-scoring.hf.space, as it answered in 2026):
 `GET /questions` (`task_id`, `question`, `Level` as a string, `file_name` "" when none), `GET /random-question`,
 `GET /files/{task_id}` (raw bytes, or 404 `{"detail": "No file path associated with task_id <id>"}` — the
 live server answers that for every attachment, so a question may name a file this server does not serve),
