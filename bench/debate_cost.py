@@ -26,8 +26,8 @@ from autogen_agentchat.teams import SelectorGroupChat  # noqa: E402
 from agents.prompts import ROLE_DESCRIPTIONS  # noqa: E402
 from agents.tools import registry  # noqa: E402
 from agents.tools.registry import SafeTool, ToolContext, ToolEntry, build_tools  # noqa: E402
-from config.providers import build_client  # noqa: E402
 from config.settings import Settings  # noqa: E402
+from models.providers import build_client  # noqa: E402
 from teams import load_team, solve  # noqa: E402
 from teams.answer import extract_answer, normalise_answer  # noqa: E402
 from teams.build import system_prompt  # noqa: E402

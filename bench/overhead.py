@@ -27,10 +27,10 @@ from autogen_core import CancellationToken, FunctionCall  # noqa: E402
 from autogen_core.models import CreateResult, ModelInfo, RequestUsage  # noqa: E402
 from autogen_ext.models.replay import ReplayChatCompletionClient  # noqa: E402
 
-from config.client import ManagedClient  # noqa: E402
-from config.models import ModelSpec  # noqa: E402
 from config.settings import Settings  # noqa: E402
-from config.usage import UsageLedger  # noqa: E402
+from models.client import ManagedClient  # noqa: E402
+from models.spec import ModelSpec  # noqa: E402
+from models.usage import UsageLedger  # noqa: E402
 from teams import Run, load_team  # noqa: E402
 from teams import events as ev  # noqa: E402
 from tests.fakes.scripted_llm import ScriptedLLM  # noqa: E402

@@ -1,4 +1,4 @@
-"""Settings, model providers and logging: everything that depends on the environment the app runs in."""
+"""Settings and logging: everything read from the environment the app runs in."""
 
 from config.settings import Settings, get_settings
 

@@ -22,11 +22,11 @@ from loguru import logger
 
 from agents.tools.text import one_line
 from config.log import register_secrets
-from config.providers import ProviderNotConfigured, resolve_model, resolve_provider
 from config.settings import Settings
 from evaluation.api import TaskItem
 from evaluation.identity import find_token
 from evaluation.store import AnswerRecord, RunDirError, RunStore, code_version
+from models.providers import ProviderNotConfigured, resolve_model, resolve_provider
 from teams import events as ev
 from teams.loader import TeamConfigError, load_team, parse_team, resolve_team_path
 from teams.result import Result

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from config.log import setup_logging
-from config.providers import ProviderNotConfigured
 from config.settings import get_settings
+from models.providers import ProviderNotConfigured
 from teams.console import ConsoleRenderer
 from teams.loader import TeamConfigError, load_team
 from teams.preflight import model_choices

@@ -19,7 +19,7 @@ from autogen_core.tools import Tool, ToolSchema
 
 from agents.prompts import ROLE_DESCRIPTIONS, render_prompt
 from agents.tools.registry import ToolContext, build_tools
-from config.models import ModelSpec
+from models.spec import ModelSpec
 from teams.context import BoundedContext
 from teams.schema import AgentSpec, TeamConfig
 from teams.selection import RuleSelector

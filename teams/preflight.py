@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.providers import resolve_model, resolve_provider
 from config.settings import Settings
+from models.providers import resolve_model, resolve_provider
 from teams.schema import TeamConfig
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from config.usage import AgentUsage
+from models.usage import AgentUsage
 
 StopReason = Literal["approved", "max_turns", "timeout", "cancelled", "error", "no_answer"]
 

@@ -27,12 +27,12 @@ from loguru import logger
 
 from agents.tools.registry import ToolContext
 from agents.tools.text import one_line
-from config.client import ManagedClient
-from config.models import ModelSpec
-from config.providers import build_client
 from config.settings import Settings, get_settings
 from config.telemetry import RunTelemetry, setup_tracing
-from config.usage import UsageLedger
+from models.client import ManagedClient
+from models.providers import build_client
+from models.spec import ModelSpec
+from models.usage import UsageLedger
 from sandbox import Limits, SandboxExecutor, SandboxUnavailable, create_executor
 from teams import events as ev
 from teams.build import BuiltTeam, build_team

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from config.models import ModelSpec
+from models.spec import ModelSpec
 
 Role = Literal["planner", "researcher", "coder", "critic", "solo"]
 AGENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,39}$"  # AutoGen requires Python identifiers as agent names

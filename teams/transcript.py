@@ -24,7 +24,7 @@ from autogen_agentchat.messages import (
 )
 
 from agents.tools.text import one_line
-from config.usage import UsageLedger
+from models.usage import UsageLedger
 from teams import events as ev
 from teams.answer import find_answers, normalise_answer
 from teams.result import Proposal, Result, StopReason, TraceEntry

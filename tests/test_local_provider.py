@@ -14,15 +14,15 @@ from autogen_core.models import SystemMessage, UserMessage  # noqa: E402
 
 from agents.tools.calculator import make_calculator  # noqa: E402
 from agents.tools.registry import ToolContext  # noqa: E402
-from config.local_model import (  # noqa: E402
+from config.settings import Settings  # noqa: E402
+from models.local_model import (  # noqa: E402
     TransformersChatCompletionClient,
     parse_tool_calls,
     to_chat_messages,
 )
-from config.models import Capabilities  # noqa: E402
-from config.providers import _model_info, build_client  # noqa: E402
-from config.settings import Settings  # noqa: E402
-from config.usage import UsageLedger  # noqa: E402
+from models.providers import _model_info, build_client  # noqa: E402
+from models.spec import Capabilities  # noqa: E402
+from models.usage import UsageLedger  # noqa: E402
 from teams import solve  # noqa: E402
 from teams.loader import parse_team  # noqa: E402
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from autogen_core import CancellationToken
 from autogen_core.models import UserMessage
 
-from config.client import ManagedClient
-from config.usage import UsageLedger
+from models.client import ManagedClient
+from models.usage import UsageLedger
 from tests.fakes.function_model import Call, FunctionModel
 
 

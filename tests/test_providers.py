@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 from autogen_core.models import UserMessage
 
-from config.client import ManagedClient, ModelCallError
-from config.models import ModelSpec
-from config.providers import (
+from config.settings import Settings
+from models.client import ManagedClient, ModelCallError
+from models.providers import (
     NOTHING_CONFIGURED,
     ProviderNotConfigured,
     build_client,
     resolve_model,
     resolve_provider,
 )
-from config.settings import Settings
-from config.usage import UsageLedger
+from models.spec import ModelSpec
+from models.usage import UsageLedger
 from tests.conftest import settings_for
 
 HI = [UserMessage(content="Say hi.", source="user")]
@@ -31,18 +31,18 @@ def make_settings(**values: Any) -> Settings:
 
 
 def test_auto_picks_the_first_configured_provider_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("config.providers.local_available", lambda: False)
+    monkeypatch.setattr("models.providers.local_available", lambda: False)
     spec = ModelSpec()
     assert resolve_provider(spec, make_settings(HF_TOKEN="hf_x", ANTHROPIC_API_KEY="a", OPENAI_API_KEY="o")) == "openai"
     assert resolve_provider(spec, make_settings(HF_TOKEN="hf_x", ANTHROPIC_API_KEY="a")) == "anthropic"
     assert resolve_provider(spec, make_settings(HF_TOKEN="hf_x", OPENAI_BASE_URL="http://x/v1")) == "hf"
     assert resolve_provider(spec, make_settings(OPENAI_BASE_URL="http://x/v1")) == "openai-compatible"
-    monkeypatch.setattr("config.providers.local_available", lambda: True)
+    monkeypatch.setattr("models.providers.local_available", lambda: True)
     assert resolve_provider(spec, make_settings()) == "local"
 
 
 def test_nothing_configured_says_which_variables_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("config.providers.local_available", lambda: False)
+    monkeypatch.setattr("models.providers.local_available", lambda: False)
     with pytest.raises(ProviderNotConfigured) as info:
         resolve_provider(ModelSpec(), make_settings())
     assert str(info.value) == NOTHING_CONFIGURED

@@ -219,7 +219,7 @@ async def test_provider_429_then_success_inside_a_debate(llm_server) -> None:
 
 
 async def test_missing_api_key_is_a_clear_error_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("config.providers.local_available", lambda: False)
+    monkeypatch.setattr("models.providers.local_available", lambda: False)
     from config.settings import Settings
 
     result = await solve(QUESTION, load_team("debate"), settings=Settings(_env_file=None))  # type: ignore[call-arg]

@@ -15,7 +15,7 @@ from autogen_agentchat.messages import (
 from autogen_core import FunctionCall
 from autogen_core.models import FunctionExecutionResult
 
-from config.usage import UsageLedger
+from models.usage import UsageLedger
 from teams import events as ev
 from teams import load_team
 from teams.transcript import Ending, Transcript

@@ -25,7 +25,6 @@ from chainlit.context import context
 from loguru import logger
 
 from config.log import mask
-from config.providers import ProviderNotConfigured
 from config.settings import Settings
 from evaluation.api import ScoringAPI, ScoringAPIError, TaskItem
 from evaluation.batch import BatchError, BatchRun, QuestionStatus
@@ -38,6 +37,7 @@ from evaluation.identity import (
     identity_from_token,
 )
 from evaluation.submission import submit_answers
+from models.providers import ProviderNotConfigured
 from teams import TeamConfigError
 from teams.preflight import model_choices
 from teams.schema import TeamConfig

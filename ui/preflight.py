@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from config.providers import ProviderNotConfigured
 from config.settings import Settings
+from models.providers import ProviderNotConfigured
 from teams.preflight import model_choices
 from teams.schema import TeamConfig
 

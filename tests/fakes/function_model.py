@@ -35,9 +35,9 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
-from config.client import ManagedClient
-from config.models import ModelSpec
-from config.usage import UsageLedger
+from models.client import ManagedClient
+from models.spec import ModelSpec
+from models.usage import UsageLedger
 
 _WORD = re.compile(r"\S+\s*|\s+")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 
-from config.models import Capabilities, ModelSpec
-from config.providers import build_client
-from config.usage import UsageLedger
+from models.providers import build_client
+from models.spec import Capabilities, ModelSpec
+from models.usage import UsageLedger
 from tests.conftest import settings_for
 from tests.tools import documents
 from tests.tools.conftest import call
@@ -76,7 +76,7 @@ async def test_bad_image_files_and_model_failures(llm_server, make_ctx, workdir)
 async def test_a_slow_vision_model_and_a_huge_image(llm_server, make_ctx, workdir) -> None:
     import os
 
-    from config.providers import build_client as build
+    from models.providers import build_client as build
 
     server = llm_server({"image_reader": [{"delay": 3, "content": "too late"}]})
     documents.png(workdir / "card.png")

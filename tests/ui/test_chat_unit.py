@@ -44,7 +44,7 @@ async def test_without_a_model_the_app_starts_and_names_the_variable_to_set(monk
 
 
 async def test_with_no_key_at_all_the_welcome_says_which_keys_give_a_hosted_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("config.providers.local_available", lambda: False)
+    monkeypatch.setattr("models.providers.local_available", lambda: False)
     get_settings.cache_clear()
     with chainlit_session() as rec:
         await chat.start()

@@ -4,7 +4,7 @@ code steps, and the final message (with its stop reason when the run was not app
 from __future__ import annotations
 
 from config.log import register_secrets
-from config.usage import AgentUsage
+from models.usage import AgentUsage
 from teams import events as ev
 from teams.result import Result
 from tests.ui.fake_session import chainlit_session

@@ -14,9 +14,9 @@ from typing import Any
 from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient, ModelInfo
 
-from config.client import ManagedClient
-from config.models import DEFAULT_MODELS, PROVIDERS, Capabilities, ModelSpec, ProviderName
 from config.settings import Settings
+from models.client import ManagedClient
+from models.spec import DEFAULT_MODELS, PROVIDERS, Capabilities, ModelSpec, ProviderName
 
 
 class ProviderNotConfigured(Exception):
@@ -190,7 +190,7 @@ def build_raw_client(spec: ModelSpec, settings: Settings) -> tuple[ChatCompletio
         if spec.capabilities is None:
             spec = spec.model_copy(update={"capabilities": Capabilities()})
         return _openai_client(model, spec, settings, api_key=key, base_url=base_url), provider, model
-    from config.local_model import TransformersChatCompletionClient
+    from models.local_model import TransformersChatCompletionClient
 
     caps = spec.capabilities or Capabilities()
     client = TransformersChatCompletionClient(
