@@ -6,14 +6,6 @@ from functools import cache
 from importlib import resources
 from string import Template
 
-ROLE_DESCRIPTIONS = {
-    "planner": "Breaks the question down, plans the steps, assigns them and proposes the answer.",
-    "researcher": "Finds facts with web search, Wikipedia, web pages, YouTube, audio, images and attached files.",
-    "coder": "Writes and runs Python in a sandbox for exact computation and for reading files.",
-    "critic": "Checks each proposed answer against the evidence and the exact answer format; approves or rejects.",
-    "solo": "Answers the question alone with every tool.",
-}
-
 
 @cache
 def _read(name: str) -> str:

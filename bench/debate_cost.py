@@ -23,14 +23,14 @@ from autogen_agentchat.agents import AssistantAgent  # noqa: E402
 from autogen_agentchat.conditions import MaxMessageTermination, TextMentionTermination  # noqa: E402
 from autogen_agentchat.teams import SelectorGroupChat  # noqa: E402
 
-from agents.prompts import ROLE_DESCRIPTIONS  # noqa: E402
+from agents.build import system_prompt  # noqa: E402
+from agents.roles import describe  # noqa: E402
 from agents.tools import registry  # noqa: E402
 from agents.tools.registry import SafeTool, ToolContext, ToolEntry, build_tools  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from models.providers import build_client  # noqa: E402
 from teams import load_team, solve  # noqa: E402
 from teams.answer import extract_answer, normalise_answer  # noqa: E402
-from teams.build import system_prompt  # noqa: E402
 from tests.fakes.scripted_llm import ScriptedLLM  # noqa: E402
 
 QUESTION = "How many people live in Alderbrook and Birchwell together, according to the regional archive?"
@@ -105,7 +105,7 @@ async def run_stock() -> tuple[ScriptedLLM, str]:
                 spec.name,
                 model_client=build_client(team.model_spec(spec.model), s, agent=spec.name),
                 tools=build_tools(spec.tools, ctx) or None,  # type: ignore[arg-type]
-                description=ROLE_DESCRIPTIONS[spec.role],
+                description=describe(spec.role),
                 system_message=system_prompt(team, spec),
                 model_client_stream=spec.stream,
                 reflect_on_tool_use=bool(spec.tools),

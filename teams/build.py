@@ -10,18 +10,17 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.base import TerminationCondition
 from autogen_agentchat.conditions import ExternalTermination, TimeoutTermination
 from autogen_agentchat.teams import BaseGroupChat, RoundRobinGroupChat, SelectorGroupChat
 from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelInfo, RequestUsage
 from autogen_core.tools import Tool, ToolSchema
 
-from agents.prompts import ROLE_DESCRIPTIONS, render_prompt
-from agents.tools.registry import ToolContext, build_tools
+from agents.build import build_agent
+from agents.context import BoundedContext
+from agents.tools.registry import ToolContext
 from models.spec import ModelSpec
-from teams.context import BoundedContext
-from teams.schema import AgentSpec, TeamConfig
+from teams.schema import TeamConfig
 from teams.selection import RuleSelector
 from teams.termination import ApprovedAnswerTermination
 
@@ -80,48 +79,6 @@ class _NoSelectorModel(ChatCompletionClient):
     @property
     def model_info(self) -> ModelInfo:
         return self._info
-
-
-def roster(cfg: TeamConfig, exclude: str) -> str:
-    return "\n".join(
-        f"- {a.name}: {a.description or ROLE_DESCRIPTIONS[a.role]}" for a in cfg.agents if a.name != exclude
-    ) or "- (none: you work alone)"
-
-
-def system_prompt(cfg: TeamConfig, spec: AgentSpec) -> str:
-    return render_prompt(
-        spec.role,
-        name=spec.name,
-        team=", ".join(cfg.agent_names),
-        roster=roster(cfg, spec.name),
-        tools=spec.tools,
-        marker=cfg.answer.marker,
-        handoff=cfg.selection.handoff_marker,
-        approval=cfg.termination.approval_marker or "",
-        rejection=cfg.termination.rejection_marker,
-        override=spec.prompt,
-        instructions=spec.instructions,
-    )
-
-
-def build_agent(cfg: TeamConfig, spec: AgentSpec, client: ChatCompletionClient, tool_ctx: ToolContext) -> AssistantAgent:
-    tools = build_tools(spec.tools, tool_ctx, agent=spec.name)
-    return AssistantAgent(
-        spec.name,
-        model_client=client,
-        tools=tools or None,  # type: ignore[arg-type]
-        model_context=BoundedContext(
-            keep_last=spec.context.keep_last,
-            old_tool_result_chars=spec.context.old_tool_result_chars,
-            message_chars=spec.context.message_chars,
-        ),
-        description=spec.description or ROLE_DESCRIPTIONS[spec.role],
-        system_message=system_prompt(cfg, spec),
-        model_client_stream=spec.stream,
-        # Only the agent's own summary reaches the others; raw tool output stays in its own context.
-        reflect_on_tool_use=bool(tools),
-        max_tool_iterations=spec.max_tool_iterations,
-    )
 
 
 def build_team(

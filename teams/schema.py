@@ -4,13 +4,14 @@ error can name its exact key path."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agents.roles import ROLES, Role, default_tools
 from models.spec import ModelSpec
 
-Role = Literal["planner", "researcher", "coder", "critic", "solo"]
+ROLE_NAMES = frozenset(ROLES)
 AGENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,39}$"  # AutoGen requires Python identifiers as agent names
 
 
@@ -33,10 +34,17 @@ class AgentSpec(Strict):
     instructions: str | None = Field(None, description="extra text appended to the role's prompt")
     prompt: str | None = Field(None, description="replaces the role's built-in prompt entirely")
     model: str | ModelSpec = Field("default", description="a profile name from `models:` or an inline spec")
-    tools: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list, description="tool names; left out: the role's default tools")
     stream: bool = True
     max_tool_iterations: int = Field(6, ge=1, le=30)
     context: ContextSpec = Field(default_factory=ContextSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _role_default_tools(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tools" not in data and data.get("role") in ROLE_NAMES:
+            return {**data, "tools": default_tools(data["role"])}
+        return data
 
 
 class SelectionSpec(Strict):

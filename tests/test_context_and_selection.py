@@ -11,7 +11,7 @@ from autogen_core.models import (
     UserMessage,
 )
 
-from teams.context import BoundedContext
+from agents.context import BoundedContext
 from teams.loader import load_team
 from teams.selection import RuleSelector
 

@@ -141,3 +141,16 @@ def test_model_spec_keys_are_checked(tmp_path: Path) -> None:
     data = mutate()
     data["models"] = {"default": {"provider": "openai", "temprature": 0.2}}
     assert problems_of(write(tmp_path, data))[0].endswith("models.default: unknown key 'temprature' (did you mean 'temperature'?)")
+
+
+def test_an_agent_without_tools_gets_its_roles_default_tools_and_an_empty_list_means_none(tmp_path: Path) -> None:
+    from agents.roles import default_tools
+
+    data = yaml.safe_load(yaml.safe_dump(VALID))
+    data["agents"].append({"name": "coder", "role": "coder"})
+    data["agents"][1].pop("tools")
+    data["agents"][0]["tools"] = []
+    team = load_team(write(tmp_path, data))
+    assert team.agent("coder").tools == default_tools("coder") == ["run_python", "read_file"]
+    assert "web_search" in team.agent("researcher").tools and "wikipedia_page" in team.agent("researcher").tools
+    assert team.agent("planner").tools == [] and team.agent("critic").tools == []
