@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from evaluation.scoring import exact_match, gaia_match
 from evaluation.store import RunStore, now_iso
-from teams.scoring import exact_match, gaia_match
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 

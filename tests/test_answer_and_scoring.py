@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from evaluation.scoring import exact_match, gaia_match
 from teams.answer import extract_answer, find_answers, normalise_answer
-from teams.scoring import exact_match, gaia_match
 
 
 @pytest.mark.parametrize(

@@ -59,3 +59,11 @@ def test_missing_key_and_broken_team_exit_with_a_clear_message(tmp_path: Path) -
     assert proc.returncode == 2 and f"{bad}: agents: List should have at least 1 item" in proc.stderr
     proc = run_cli(["What?", "--file", str(tmp_path / "missing.xlsx")], {"OPENAI_API_KEY": "sk-x"})
     assert proc.returncode == 2 and "attachment not found" in proc.stderr
+
+
+def test_the_installed_commands_start() -> None:
+    """`pip install` puts roundtable, roundtable-submit and roundtable-sandbox next to the interpreter."""
+    bindir = Path(sys.executable).parent
+    for command, expected in (("roundtable", "question"), ("roundtable-submit", "COMMAND"), ("roundtable-sandbox", "status")):
+        done = subprocess.run([str(bindir / command), "--help"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and expected in done.stdout, (command, done.stderr[-500:])

@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
+from cli.console import ConsoleRenderer
 from teams import events as ev
 from teams import load_team, solve
-from teams.console import ConsoleRenderer
 from tests.conftest import settings_for
 
 QUESTION = "The almanac lists Alderbrook with 1,200 inhabitants and Birchwell with 3,400. How many live in both towns together?"
