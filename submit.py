@@ -26,6 +26,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from models.usage import format_cost
+
 console = Console(highlight=False, soft_wrap=True)  # messages unwrapped (paths stay copyable); tables fit the width
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -68,10 +70,6 @@ def scoring_api(settings: Any, args: argparse.Namespace) -> Any:
     from evaluation.api import ScoringAPI
 
     return ScoringAPI(settings.scoring_api_url, timeout=args.api_timeout)
-
-
-def money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.4f}"
 
 
 # --- questions ----------------------------------------------------------------------------------------
@@ -254,7 +252,7 @@ def print_run_summary(run_dir: Path, statuses: list[Any], progress: Any) -> None
         what = s.answer if s.state == "done" else (s.error or "")
         style = {"done": "green", "failed": "red"}.get(s.state, "dim")
         table.add_row(s.task_id, Text(s.state + (" (earlier)" if s.resumed else ""), style=style), Text(str(what)),
-                      f"{s.duration_s:.1f}s", f"{s.prompt_tokens + s.completion_tokens}", money(s.cost_usd))
+                      f"{s.duration_s:.1f}s", f"{s.prompt_tokens + s.completion_tokens}", format_cost(s.cost_usd))
     console.print(table)
     console.print(progress.summary_line())
     failed = [s for s in statuses if s.state != "done"]
@@ -351,7 +349,7 @@ async def cmd_eval(args: argparse.Namespace) -> int:
         answer = Text(r["answer"]) if r["state"] == "done" else Text(f"({r['state']})", style="dim")
         table.add_row(r["task_id"], answer, Text(r["truth"] if r["truth"] is not None else "(no label)"),
                       mark[r["strict"]], mark[r["gaia"]], f"{r['duration_s']:.1f}s",
-                      str(r["prompt_tokens"] + r["completion_tokens"]), money(r["cost_usd"]) if r["state"] != "pending" else "")
+                      str(r["prompt_tokens"] + r["completion_tokens"]), format_cost(r["cost_usd"]) if r["state"] != "pending" else "")
     console.print(table)
     t = report["totals"]
 
@@ -362,7 +360,7 @@ async def cmd_eval(args: argparse.Namespace) -> int:
         f"strict exact match: {t['strict_correct']}/{t['labelled']} ({pct(t['strict_accuracy'])}) · "
         f"GAIA scorer: {t['gaia_correct']}/{t['labelled']} ({pct(t['gaia_accuracy'])}) · "
         f"answered {t['answered']}/{t['questions']} · time {t['duration_s']:.1f}s · "
-        f"tokens {t['prompt_tokens']} in / {t['completion_tokens']} out · cost {money(t['cost_usd'])}"
+        f"tokens {t['prompt_tokens']} in / {t['completion_tokens']} out · {format_cost(t['cost_usd'])}"
     )
     if report["formatting_problems"]:
         warn([f"accepted by the GAIA scorer but not by exact match (fix the format): {', '.join(report['formatting_problems'])}"])

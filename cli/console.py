@@ -11,21 +11,18 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from agents.tools.text import one_line
+from models.usage import format_cost
 from teams import events as ev
 from teams.result import Result
 
 _COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
 
 
-def _fmt_cost(cost: float | None) -> str:
-    return "cost unknown" if cost is None else f"${cost:.4f}"
-
-
 def summary_line(result: Result) -> str:
     turns = sum(1 for t in result.trace if t.kind in ("TextMessage", "ToolCallSummaryMessage"))
     return (
         f"{result.stop_detail or result.stop_reason} · {turns} turns · {result.duration_s:.1f}s · "
-        f"tokens {result.prompt_tokens} in / {result.completion_tokens} out · {_fmt_cost(result.cost_usd)}"
+        f"tokens {result.prompt_tokens} in / {result.completion_tokens} out · {format_cost(result.cost_usd)}"
     )
 
 

@@ -27,6 +27,7 @@ from evaluation.api import TaskItem
 from evaluation.identity import find_token
 from evaluation.store import AnswerRecord, RunDirError, RunStore, code_version
 from models.providers import ProviderNotConfigured, resolve_model, resolve_provider
+from models.usage import total_cost
 from teams import events as ev
 from teams.loader import TeamConfigError, load_team, parse_team, resolve_team_path
 from teams.result import Result
@@ -421,10 +422,7 @@ class BatchProgress:
         return sum(s.prompt_tokens for s in self.rows.values()), sum(s.completion_tokens for s in self.rows.values())
 
     def cost(self) -> float | None:
-        costs = [s.cost_usd for s in self.rows.values() if s.state != "pending" and (s.prompt_tokens or s.cost_usd)]
-        if any(c is None for c in costs):
-            return None
-        return sum(c or 0.0 for c in costs)
+        return total_cost(self.rows.values())
 
     def summary_line(self) -> str:
         c = self.counts()

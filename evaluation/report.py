@@ -15,6 +15,7 @@ from typing import Any
 
 from evaluation.scoring import exact_match, gaia_match
 from evaluation.store import RunStore, now_iso
+from models.usage import format_cost, total_cost
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 
@@ -108,7 +109,6 @@ def build_report(store: RunStore, labels: dict[str, str], problems: list[str] | 
     strict_ok = sum(bool(r.strict) for r in labelled)
     gaia_ok = sum(bool(r.gaia) for r in labelled)
     ran = [r for r in rows if r.state != "pending"]
-    costs = [r.cost_usd for r in ran]
     sessions = store.meta.get("sessions") or []
     known = {r.task_id for r in rows}
     totals = {
@@ -125,7 +125,7 @@ def build_report(store: RunStore, labels: dict[str, str], problems: list[str] | 
         "wall_s": round(sum(float(s.get("wall_s") or 0) for s in sessions), 3),
         "prompt_tokens": sum(r.prompt_tokens for r in rows),
         "completion_tokens": sum(r.completion_tokens for r in rows),
-        "cost_usd": None if not ran or any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 6),
+        "cost_usd": total_cost(ran) if ran else None,
     }
     return {
         "created_at": now_iso(),
@@ -155,10 +155,6 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.4f}"
-
-
 def render_markdown(report: dict[str, Any]) -> str:
     t = report["totals"]
     lines = [
@@ -173,7 +169,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"Answered {t['answered']}, failed {t['failed']}, not run {t['pending']}. Time: {t['duration_s']:.1f}s of "
         f"question time ({t['wall_s']:.1f}s wall). Tokens: {t['prompt_tokens']} in, {t['completion_tokens']} out. "
-        f"Cost: {_money(t['cost_usd'])}.",
+        f"Cost: {format_cost(t['cost_usd'])}.",
         "",
         "| # | task_id | answer | expected | strict | GAIA | time (s) | tokens in/out | cost |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -183,7 +179,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {i} | {_cell(r['task_id'])} | {_cell(answer)} | {_cell(r['truth'] if r['truth'] is not None else '(no label)')} "
             f"| {_mark(r['strict'])} | {_mark(r['gaia'])} | {r['duration_s']:.1f} | {r['prompt_tokens']}/{r['completion_tokens']} "
-            f"| {_money(r['cost_usd']) if r['state'] != 'pending' else ''} |"
+            f"| {format_cost(r['cost_usd']) if r['state'] != 'pending' else ''} |"
         )
     if report["formatting_problems"]:
         lines += ["", "Accepted by GAIA's scorer but not by exact match (fix the answer format before submitting): "

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from config.log import mask
 from config.settings import REPO_ROOT
 from evaluation.api import TaskItem
+from models.usage import total_cost
 
 RUN_FORMAT = 1  # bump when the layout or a record's fields change incompatibly
 RUN_JSON, QUESTIONS_JSON, ANSWERS_JSONL, LOCK_FILE = "run.json", "questions.json", "answers.jsonl", ".lock"
@@ -239,7 +240,6 @@ class RunStore:
 
     def totals(self) -> dict[str, Any]:
         records = list(self.records().values())
-        costs = [r.cost_usd for r in records]
         return {
             "questions": len(self.tasks()),
             "done": sum(r.state == "done" for r in records),
@@ -247,7 +247,7 @@ class RunStore:
             "duration_s": round(sum(r.duration_s for r in records), 3),
             "prompt_tokens": sum(r.prompt_tokens for r in records),
             "completion_tokens": sum(r.completion_tokens for r in records),
-            "cost_usd": None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 6),
+            "cost_usd": total_cost(records),
         }
 
     # --- one writer at a time ------------------------------------------------------------------------

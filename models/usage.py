@@ -7,8 +7,10 @@ AutoGen's per-message `models_usage` misses speaker-selection calls and streamed
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 
 from loguru import logger
 
@@ -23,20 +25,54 @@ class UsageRecord:
     cost_usd: float | None
 
 
+class Priced(Protocol):
+    """Anything that spent tokens at a price: a model call, an agent's usage, a question's record."""
+
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
+    @property
+    def cost_usd(self) -> float | None: ...
+
+
+def total_cost(items: Iterable[Priced]) -> float | None:
+    """The one way costs add up everywhere (terminal, UI, batch, report): the sum over what made model calls,
+    or None (unknown) when any of those has no known price. Something that made no call costs nothing."""
+    total = 0.0
+    for item in items:
+        if not (item.prompt_tokens or item.completion_tokens):
+            continue
+        if item.cost_usd is None:
+            return None
+        total += item.cost_usd
+    return round(total, 6)
+
+
+def format_cost(cost_usd: float | None) -> str:
+    """The one way a cost is shown: 'cost unknown', 'no cost', '≈ $0.0031' under a cent, else '≈ $1.24'."""
+    if cost_usd is None:
+        return "cost unknown"
+    if cost_usd == 0:
+        return "no cost"
+    if cost_usd < 0.01:
+        return f"≈ ${cost_usd:.4f}"
+    return f"≈ ${cost_usd:.2f}"
+
+
 @dataclass
 class AgentUsage:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost_usd: float = 0.0
-    cost_known: bool = True
+    cost_usd: float | None = 0.0  # None once any of its calls has no known price
 
     def as_dict(self) -> dict[str, object]:
         return {
             "calls": self.calls,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
-            "cost_usd": round(self.cost_usd, 6) if self.cost_known else None,
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
         }
 
 
@@ -80,10 +116,7 @@ class UsageLedger:
             u.calls += 1
             u.prompt_tokens += r.prompt_tokens
             u.completion_tokens += r.completion_tokens
-            if r.cost_usd is None:
-                u.cost_known = False
-            else:
-                u.cost_usd += r.cost_usd
+            u.cost_usd = None if r.cost_usd is None or u.cost_usd is None else u.cost_usd + r.cost_usd
         return out
 
     @property
@@ -101,7 +134,6 @@ class UsageLedger:
     @property
     def cost_usd(self) -> float | None:
         """Total estimated cost; None if any call's model had no known price."""
-        costs = [r.cost_usd for r in self.records]
-        if any(c is None for c in costs):
-            return None
-        return float(sum(c for c in costs if c is not None))
+        with self._lock:
+            records = list(self.records)
+        return total_cost(records)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from models.usage import AgentUsage
+from models.usage import AgentUsage, total_cost
 
 StopReason = Literal["approved", "max_turns", "timeout", "cancelled", "error", "no_answer"]
 
@@ -56,9 +56,7 @@ class Result:
 
     @property
     def cost_usd(self) -> float | None:
-        if any(not u.cost_known for u in self.usage.values()):
-            return None
-        return round(sum(u.cost_usd for u in self.usage.values()), 6)
+        return total_cost(self.usage.values())
 
     @property
     def provisional(self) -> bool:

@@ -137,7 +137,7 @@ def test_the_final_message_carries_time_tokens_cost_and_the_stop_reason_unless_a
 
     capped = final_answer_text(
         _result(approved=False, stop_reason="max_turns", stop_detail="the 16-turn limit was reached",
-                usage={"a": AgentUsage(calls=1, prompt_tokens=5, completion_tokens=5, cost_known=False)}, duration_s=75)
+                usage={"a": AgentUsage(calls=1, prompt_tokens=5, completion_tokens=5, cost_usd=None)}, duration_s=75)
     )
     assert "Final answer (not approved): 4600" in capped
     assert "**Stop reason:** turn limit reached (`max_turns`): the 16\\-turn limit was reached" in capped
