@@ -13,6 +13,7 @@ from rich.text import Text
 from agents.tools.text import one_line
 from models.usage import format_cost
 from teams import events as ev
+from teams.masking import EventMasker
 from teams.result import Result
 
 _COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red"]
@@ -35,6 +36,7 @@ class ConsoleRenderer:
         self.max_output_lines = max_output_lines
         self._colors: dict[str, str] = {}
         self._streamed = False  # did the current turn print streamed text?
+        self._mask = EventMasker()
 
     def _color(self, agent: str) -> str:
         return self._colors.setdefault(agent, _COLORS[len(self._colors) % len(_COLORS)])
@@ -45,6 +47,10 @@ class ConsoleRenderer:
             self._streamed = False
 
     def __call__(self, event: ev.Event) -> None:
+        for shown in self._mask(event):  # the terminal is a sink too: keys in model text or tool output are masked
+            self._show(shown)
+
+    def _show(self, event: ev.Event) -> None:
         c = self.console
         match event:
             case ev.RunStarted():

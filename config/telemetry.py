@@ -5,6 +5,10 @@ One trace per question: `question` > `turn <agent>` > `chat <model>` (token coun
 they scatter one question over many traces joined only by links (see the AutoGen notes, §7).
 
 When no endpoint is set nothing is installed and every helper here is a no-op: no spans are created.
+
+Secrets are masked where spans leave the process (`span_processor`, around the exporter): names, attributes,
+events (a recorded exception's message and stack trace), links and status texts, of our spans and of the
+ones AutoGen and the SDKs make without passing through our code.
 """
 
 from __future__ import annotations
@@ -43,7 +47,6 @@ def setup_tracing(provider: Any | None = None) -> bool:
             return False
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").startswith("grpc"):
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -52,10 +55,61 @@ def setup_tracing(provider: Any | None = None) -> bool:
                 OTLPSpanExporter,  # type: ignore[assignment]
             )
         tp = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "roundtable")}))
-        tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # endpoint and headers come from OTEL_* env
+        tp.add_span_processor(span_processor(OTLPSpanExporter()))  # endpoint and headers come from OTEL_* env
         trace.set_tracer_provider(tp)
         _enabled = True
         return True
+
+
+def span_processor(exporter: Any) -> Any:
+    """The processor every exporter is installed with: batched, and masked before a span is exported."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    return BatchSpanProcessor(MaskingSpanExporter(exporter))
+
+
+class MaskingSpanExporter:
+    """A SpanExporter that hands `inner` copies of the spans with every string masked (config.log.mask)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def export(self, spans: Any) -> Any:
+        return self._inner.export([_masked(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return bool(self._inner.force_flush(timeout_millis))
+
+
+def _masked(span: Any) -> Any:
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.trace import Link, Status
+
+    from config.log import mask, mask_data
+
+    def attrs(attributes: Any) -> dict[str, Any]:
+        return {k: mask_data(list(v) if isinstance(v, tuple) else v) for k, v in (attributes or {}).items()}
+
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, mask(status.description))
+    return ReadableSpan(
+        name=mask(span.name),
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attrs(span.attributes),
+        events=[Event(mask(e.name), attrs(e.attributes), e.timestamp) for e in span.events],
+        links=[Link(link.context, attrs(link.attributes)) for link in span.links],
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 def tracing_enabled() -> bool:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from loguru import logger
 
 from agents.tools.text import one_line
-from config.log import register_secrets
+from config.log import mask, register_secrets
 from config.settings import Settings
 from evaluation.api import TaskItem
 from evaluation.identity import find_token
@@ -380,10 +380,10 @@ class _Plain(Exception):
 
 def _fill(status: QuestionStatus, rec: AnswerRecord) -> None:
     status.state = rec.state
-    status.answer = rec.answer if rec.state == "done" else None
+    status.answer = mask(rec.answer) if rec.state == "done" else None  # as on disk: the terminal and page show it
     status.duration_s = rec.duration_s
     status.prompt_tokens, status.completion_tokens, status.cost_usd = rec.prompt_tokens, rec.completion_tokens, rec.cost_usd
-    status.error = rec.error
+    status.error = mask(rec.error) if rec.error else rec.error
     status.stop_reason = rec.stop_reason
     status.attempts = rec.attempt
 
