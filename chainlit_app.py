@@ -14,12 +14,13 @@ import chainlit as cl
 from config.log import setup_logging
 from config.settings import get_settings
 from sandbox.undumpable import make_undumpable
-from ui import auth, chat, evaluation, files_dir, health
+from ui import auth, chat, evaluation, files_dir, frontend, health
 
 # Model-written code may run as this user (the subprocess fallback): keep our environment (keys) unreadable.
 make_undumpable()
 setup_logging(get_settings())
 health.install()
+frontend.install()  # the message-length guard, the socket limit, uploads of any type
 files_dir.install()  # uploads of this instance only: another instance's shutdown must not delete them
 
 if auth.install():

@@ -15,7 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderChoice = Literal["auto", "openai", "anthropic", "hf", "openai-compatible", "local"]
-SandboxChoice = Literal["auto", "docker", "bwrap", "subprocess"]
+SandboxChoice = Literal["auto", "docker", "bwrap", "wasm", "subprocess"]
 SearchChoice = Literal["auto", "ddgs", "serper", "tavily", "brave"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -65,10 +65,14 @@ class Settings(BaseSettings):
     sandbox_image: str = Field("roundtable-sandbox:latest", validation_alias=_env("SANDBOX_IMAGE"))
     # The interpreter the bwrap and subprocess backends run (default: the app's own Python).
     sandbox_python: str | None = Field(None, validation_alias=_env("SANDBOX_PYTHON"))
+    # The wasm backend's Pyodide runtime and wheels (`python -m sandbox install-wasm`); default cache_dir/wasm.
+    sandbox_wasm_dir: Path | None = Field(None, validation_alias=_env("SANDBOX_WASM_DIR"))
 
     hf_endpoint: str = Field("https://huggingface.co", validation_alias=_env("HF_ENDPOINT"))
 
     # --- researcher tools (README "Tools"); the *_URL settings exist so tests and mirrors can redirect them ---
+    # wall clock per tool call; a tool with its own limit (calculator, run_python: the sandbox's) keeps it
+    tool_timeout: float = Field(120.0, gt=0, le=3600, validation_alias=_env("TOOL_TIMEOUT"))
     web_timeout: float = Field(20.0, gt=0, le=300, validation_alias=_env("WEB_TIMEOUT"))
     web_max_bytes: int = Field(10_000_000, ge=10_000, le=200_000_000, validation_alias=_env("WEB_MAX_BYTES"))
     web_search_provider: SearchChoice = Field("auto", validation_alias=_env("WEB_SEARCH_PROVIDER"))
@@ -90,6 +94,17 @@ class Settings(BaseSettings):
     # --- evaluation --------------------------------------------------------------------------------------
     scoring_api_url: str = Field(DEFAULT_SCORING_API, validation_alias=_env("SCORING_API_URL"))
     space_id: str | None = Field(None, validation_alias=_env("SPACE_ID"))  # owner/name; gives the agent_code URL
+
+    # --- the public app's limits (README "Limits"); 0 = no limit ---------------------------------------------
+    questions_per_hour: int = Field(20, ge=0, validation_alias=_env("ROUNDTABLE_QUESTIONS_PER_HOUR"))
+    concurrent_runs: int = Field(2, ge=0, validation_alias=_env("ROUNDTABLE_CONCURRENT_RUNS"))
+    user_daily_usd: float = Field(1.0, ge=0, validation_alias=_env("ROUNDTABLE_USER_DAILY_USD"))
+    daily_usd: float = Field(10.0, ge=0, validation_alias=_env("ROUNDTABLE_DAILY_USD"))
+    # Hugging Face usernames free of the per-user limits (the Space's owner running the evaluation);
+    # the app-wide daily budget still applies to them.
+    limit_exempt_users: str = Field("", validation_alias=_env("ROUNDTABLE_LIMIT_EXEMPT_USERS"))
+    # Longer text belongs in an attached file; the browser refuses it before sending (README "Limits").
+    max_question_chars: int = Field(100_000, ge=1_000, le=500_000, validation_alias=_env("ROUNDTABLE_MAX_QUESTION_CHARS"))
 
     # --- logging -----------------------------------------------------------------------------------------
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))

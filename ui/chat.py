@@ -19,10 +19,13 @@ from loguru import logger
 from config.log import mask
 from config.settings import Settings, get_settings
 from teams import Question, Run, TeamConfigError, load_team
+from teams import events as ev
 from teams.schema import TeamConfig
-from ui import auth, options, preflight
-from ui.render import RunView
-from ui.uploads import discard, stage_uploads
+from ui import auth, frontend, options, preflight
+from ui.limits import LimitReached, Limits, Ticket, hf_user_key, limiter
+from ui.limits import describe as describe_limits
+from ui.render import RunView, format_cost, md_escape
+from ui.uploads import Staged, discard, stage_uploads
 
 EVALUATION_ACTION = "run_evaluation"
 EVALUATION_LABEL = "Run the course evaluation"
@@ -89,6 +92,8 @@ async def start() -> None:
         parts.append(describe_team(cfg, options.run_settings(settings, choices)))
     except TeamConfigError as exc:
         parts.append(team_error_text(exc))
+    if limits_line := describe_limits(Limits.from_settings(settings)):
+        parts.append(limits_line)
     await cl.Message(content="\n\n".join(parts), actions=[evaluation_action()], metadata={"welcome": True}).send()
 
 
@@ -117,35 +122,113 @@ async def settings_changed(values: dict[str, Any]) -> None:
     await cl.Message(content=f"{head}\n\n{detail}").send()
 
 
-async def _render(run: Run, view: RunView) -> None:
+# --- who may run what ---------------------------------------------------------------------------------------
+def user_key() -> str:
+    """Whom the limits count against: the Hugging Face login, else this Chainlit session (no login here)."""
+    user = cl.user_session.get("user")
+    if username := auth.hf_username(user):
+        return hf_user_key(username)
+    if user is not None and getattr(user, "identifier", None):
+        return f"user:{user.identifier}"
+    return f"session:{cl.user_session.get('id')}"
+
+
+def login_refusal(what: str) -> str | None:
+    """With the Hugging Face login on, nothing that spends the app's keys runs for a session without it."""
+    if auth.oauth_configured() and not auth.hf_username(cl.user_session.get("user")):
+        return f"🔒 **Log in with Hugging Face** to {what}: this app runs questions for logged-in users only."
+    return None
+
+
+def limit_text(exc: LimitReached) -> str:
+    return f"⏳ **Limit reached:** {exc}"
+
+
+def admit() -> Ticket:
+    """Count a run against this user's limits; raises LimitReached (its text says which and when it resets)."""
+    return limiter().admit(user_key(), Limits.from_settings(base_settings()))
+
+
+def known_cost(run: Run) -> float:
+    """What the run has cost so far; calls to a model without a known price count $0."""
+    return sum(u.cost_usd for u in run.ledger.by_agent().values())
+
+
+def budget_note(ticket: Ticket) -> str | None:
+    if (reached := ticket.over_budget()) is None:
+        return None
+    return (f"ℹ️ **The budget is used up** (this run: {format_cost(ticket.charged)}). {reached} "
+            "A run going when the budget runs out is finished; the next one is refused until the reset.")
+
+
+async def _render(run: Run, view: RunView, ticket: Ticket) -> None:
     try:
         async for event in run.events():
             await view.handle(event)
+            if isinstance(event, ev.TurnEnded | ev.RunFinished):
+                ticket.charge(known_cost(run))  # as it accrues: the user's other runs see it at once
     except Exception as exc:  # a rendering bug must not kill the run silently; say what happened
         logger.exception("rendering the run failed")
         run.cancel("the UI failed")
         await cl.ErrorMessage(content=mask(f"The run could not be shown: {exc}")).send()
+    finally:
+        ticket.charge(known_cost(run))
+        ticket.release()
+
+
+def _question_text(message: cl.Message, staged: Staged) -> str:
+    text = (message.content or "").strip()
+    if not text and staged.paths:
+        text = "Describe the attached file." if len(staged.paths) == 1 else "Describe the attached files."
+    if text and (renamed := staged.renamed()):
+        # The user's question may name a file by the name they gave it; the folder has the safe name.
+        pairs = "; ".join(f"{given!r} is {name!r}" for given, name in renamed.items())
+        text += f"\n\n(Uploaded files renamed in the question's folder: {pairs}.)"
+    return text
 
 
 async def answer(message: cl.Message) -> None:
     await _wait_previous_run()
+    if refusal := login_refusal("ask a question"):
+        await cl.Message(content=refusal).send()
+        return
+    limit = base_settings().max_question_chars
+    if (length := len(message.content or "")) > limit:
+        await cl.Message(content=f"⚠️ **Not run.** {frontend.too_long_text(length, limit)}").send()
+        return
     choices = current_choices()
     try:
         cfg = load_chosen_team(choices)
     except TeamConfigError as exc:
         await cl.Message(content=team_error_text(exc)).send()
         return
-    text = (message.content or "").strip()
-    folder, files = await asyncio.to_thread(stage_uploads, message.elements or [])  # uploads may be large
+    staged = await asyncio.to_thread(stage_uploads, message.elements or [])  # uploads may be large
+    if staged.unreadable:
+        discard(staged.folder)
+        names = ", ".join(md_escape(n) for n in staged.unreadable)
+        await cl.Message(
+            content=f"⚠️ **Not run:** the attached file(s) {names} could not be read on the server (the upload may "
+            "have expired). Attach them again and send the question again."
+        ).send()
+        return
+    text = _question_text(message, staged)
     if not text:
-        text = "Describe the attached file(s)." if files else ""
-    if not text:
-        discard(folder)
+        discard(staged.folder)
         await cl.Message(content="Type a question first.").send()
         return
-    run = Run(Question(text, attachments=files), cfg, settings=options.run_settings(base_settings(), choices))
-    view = RunView(cfg.name, show_code=choices.show_code)
-    task = asyncio.create_task(_render(run, view))
+    if not (message.content or "").strip() and isinstance(message, cl.Message):
+        # Files without text: the user's bubble shows the question that is run, not an empty box.
+        message.content = text.split("\n\n")[0]
+        await message.update()
+    run = Run(Question(text, attachments=staged.paths), cfg, settings=options.run_settings(base_settings(), choices))
+    view = RunView(cfg.name, show_code=choices.show_code, file_names=staged.given)
+    try:
+        ticket = admit()  # last, so nothing between it and the task that releases it can fail
+    except LimitReached as exc:
+        discard(staged.folder)
+        await cl.Message(content=limit_text(exc)).send()
+        return
+    task = asyncio.create_task(_render(run, view, ticket))
     cl.user_session.set("run", run)
     cl.user_session.set("run_task", task)
     try:
@@ -155,9 +238,11 @@ async def answer(message: cl.Message) -> None:
         run.cancel()
         await asyncio.wait({task}, timeout=STOP_WAIT_S)
     finally:
-        discard(folder)
+        discard(staged.folder)
         if cl.user_session.get("run") is run:
             cl.user_session.set("run", None)
+    if task.done() and (note := budget_note(ticket)):
+        await cl.Message(content=note).send()
 
 
 async def _wait_previous_run() -> None:

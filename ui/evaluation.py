@@ -42,6 +42,7 @@ from teams import TeamConfigError
 from teams.preflight import model_choices
 from teams.schema import TeamConfig
 from ui import auth, chat, options
+from ui.limits import LimitReached, Ticket
 from ui.render import format_duration, md_escape
 
 SUBMIT_ACTION = "submit_answers"
@@ -162,11 +163,20 @@ def _identity_source(identity: Identity) -> str:
 
 # --- running ---------------------------------------------------------------------------------------------
 async def start(action: cl.Action) -> None:
-    """The action callback: start the evaluation in its own task and return."""
+    """The action callback: start the evaluation in its own task and return. It needs the login (when the
+    app has one) and counts as one run against the user's limits; its cost counts as it accrues."""
+    if refusal := chat.login_refusal("run the evaluation"):
+        await cl.Message(content=refusal).send()
+        return
     if _running():
         await cl.Message(content="The evaluation is already running; its task list shows the progress.").send()
         return
-    task = asyncio.create_task(_run_guarded())
+    try:
+        ticket = chat.admit()
+    except LimitReached as exc:
+        await cl.Message(content=chat.limit_text(exc)).send()
+        return
+    task = asyncio.create_task(_run_guarded(ticket))
     cl.user_session.set("evaluation_task", task)
 
 
@@ -175,19 +185,40 @@ def _running() -> bool:
     return isinstance(task, asyncio.Task) and not task.done()
 
 
-async def _run_guarded() -> None:
+async def _run_guarded(ticket: Ticket) -> None:
     await context.emitter.task_start()
     try:
-        await run_evaluation()
+        await run_evaluation(ticket)
     except Exception as exc:  # whatever happens, the chat must stay usable and say what went wrong
         logger.exception("the evaluation failed")
         await cl.ErrorMessage(content=mask(f"The evaluation stopped: {type(exc).__name__}: {exc}")).send()
     finally:
+        ticket.release()
         cl.user_session.set("batch", None)
         await context.emitter.task_end()
 
 
-async def run_evaluation() -> None:
+class _Spend:
+    """The batch's cost as it accrues (answers read back from the run dir cost nothing now). When a cost cap
+    is reached the batch is cancelled: a batch could otherwise spend many runs' worth past the cap."""
+
+    def __init__(self, ticket: Ticket, batch: BatchRun) -> None:
+        self.ticket, self.batch = ticket, batch
+        self.costs: dict[str, float] = {}
+        self.stopped_by: LimitReached | None = None
+
+    def update(self, status: QuestionStatus) -> None:
+        if status.resumed or not status.cost_usd:
+            return
+        self.costs[status.task_id] = max(self.costs.get(status.task_id, 0.0), status.cost_usd)
+        self.ticket.charge(sum(self.costs.values()))
+        if self.stopped_by is None and (reached := self.ticket.over_budget()) is not None:
+            self.stopped_by = reached
+            logger.info("UI evaluation stopped by a cost cap: {}", reached.kind)
+            self.batch.cancel()
+
+
+async def run_evaluation(ticket: Ticket) -> None:
     choices = chat.current_choices()
     settings = chat.session_settings()
     try:
@@ -234,7 +265,10 @@ async def run_evaluation() -> None:
     await task_list.send()
     lock = asyncio.Lock()
 
+    spend = _Spend(ticket, batch)
+
     async def on_update(status: QuestionStatus) -> None:
+        spend.update(status)
         row = rows.get(status.task_id)
         if row is None:
             return
@@ -259,6 +293,9 @@ async def run_evaluation() -> None:
     ended = "cancelled" if batch.cancelled else "finished"
     task_list.status = f"Evaluation {ended}: {summary_line(statuses)}"
     await task_list.send()
+    if spend.stopped_by is not None:
+        await cl.Message(content=f"{chat.limit_text(spend.stopped_by)} The evaluation was stopped there; its "
+                                 "finished answers are kept and the next click runs the rest.").send()
     await _send_table(evaluation, statuses, ended)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import assert_never
 
 import chainlit as cl
 from chainlit.context import context
@@ -17,6 +18,7 @@ from chainlit.utils import utc_now
 
 from config.log import mask
 from teams import events as ev
+from teams.masking import EventMasker
 from teams.result import Result
 
 RUN_PYTHON = "run_python"
@@ -24,7 +26,6 @@ FINAL_ANSWER_AUTHOR = "Final answer"
 
 _STOP_EXPLAINED = {
     "approved": "approved",
-    "answered": "answered",
     "max_turns": "turn limit reached",
     "timeout": "time limit reached",
     "cancelled": "stopped",
@@ -32,7 +33,8 @@ _STOP_EXPLAINED = {
     "no_answer": "no answer",
 }
 
-_MD_SPECIAL = "\\`*_{}[]<>()#+-.!|~"
+# & for entities ("&lt;" must not show as "<"), : for Chainlit's text directives (":alert(1)" vanishes)
+_MD_SPECIAL = "\\`*_{}[]<>()#+-.!|~&:"
 
 
 def md_escape(text: str) -> str:
@@ -110,8 +112,9 @@ class _Turn:
 class RunView:
     """Renders one run. Feed it every event in order with `handle()`; it sends the final message itself."""
 
-    def __init__(self, team: str, *, show_code: bool = True) -> None:
+    def __init__(self, team: str, *, show_code: bool = True, file_names: dict[str, str] | None = None) -> None:
         self.team = team
+        self.file_names = file_names or {}  # staged attachment name -> the name the user gave
         self.show_code = show_code
         self.run_step: cl.Step | None = None
         self.turn: _Turn | None = None
@@ -119,40 +122,48 @@ class RunView:
         self.verdicts: list[str] = []
         self.final_message: cl.Message | None = None
         self.files: list[str] = []
+        self._mask = EventMasker()
 
     @property
     def step_name(self) -> str:
         return f"{self.team} team"
 
     async def handle(self, event: ev.Event) -> None:
-        if isinstance(event, ev.RunStarted):
-            await self._run_started(event)
-        elif isinstance(event, ev.TurnStarted):
-            await self._turn_started(event.agent)
-        elif isinstance(event, ev.Token):
-            await self._token(event)
-        elif isinstance(event, ev.Thought):
-            await self._text(event.agent, event.text)
-        elif isinstance(event, ev.ToolCall):
-            if event.name != RUN_PYTHON:
-                await self._tool_call(event)
-            elif not self.show_code:
-                turn = await self._current(event.agent)
-                turn.streamed, turn.needs_break = False, True
-        elif isinstance(event, ev.ToolResult):
-            if event.name != RUN_PYTHON:
-                await self._tool_result(event)
-            elif (turn := self.turn) is not None:
-                turn.last_tool_output = event.output
-        elif isinstance(event, ev.CodeRun):
-            if self.show_code:
-                await self._code_run(event)
-        elif isinstance(event, ev.TurnEnded):
-            await self._turn_ended(event)
-        elif isinstance(event, ev.AnswerProposed):
-            self._verdict(event)
-        elif isinstance(event, ev.RunFinished):
-            await self._run_finished(event.result)
+        for shown in self._mask(event):  # the page is a sink: every text masked here, keys split over tokens too
+            await self._show(shown)
+
+    async def _show(self, event: ev.Event) -> None:
+        match event:
+            case ev.RunStarted():
+                await self._run_started(event)
+            case ev.TurnStarted():
+                await self._turn_started(event.agent)
+            case ev.Token():
+                await self._token(event)
+            case ev.Thought():
+                await self._text(event.agent, event.text)
+            case ev.ToolCall():
+                if event.name != RUN_PYTHON:
+                    await self._tool_call(event)
+                elif not self.show_code:
+                    turn = await self._current(event.agent)
+                    turn.streamed, turn.needs_break = False, True
+            case ev.ToolResult():
+                if event.name != RUN_PYTHON:
+                    await self._tool_result(event)
+                elif (turn := self.turn) is not None:
+                    turn.last_tool_output = event.output
+            case ev.CodeRun():
+                if self.show_code:
+                    await self._code_run(event)
+            case ev.TurnEnded():
+                await self._turn_ended(event)
+            case ev.AnswerProposed():
+                self._verdict(event)
+            case ev.RunFinished():
+                await self._run_finished(event.result)
+            case _:
+                assert_never(event)
 
     # --- the parent step ------------------------------------------------------------------------------
     async def _run_started(self, event: ev.RunStarted) -> None:
@@ -166,11 +177,16 @@ class RunView:
         self.files = list(event.attachments)
         step.metadata = {"run_id": event.run_id}
         step.output = f"Agents: {', '.join(event.agents)}" + self._files_note()
+        if event.code_unavailable:
+            step.output += (f"\n\n⚠ Code execution is unavailable, so the team runs without run_python: "
+                            f"{md_escape(event.code_unavailable)}")
         self.run_step = step
         await step.send()
 
     def _files_note(self) -> str:
-        return f" · files: {', '.join(self.files)}" if self.files else ""
+        # The names as the user gave them, shown literally: `_a_.csv` or `<img ...>.csv` are no markup.
+        names = [md_escape(self.file_names.get(f, f)) for f in self.files]
+        return f" · files: {', '.join(names)}" if names else ""
 
     async def _ensure_run_step(self) -> cl.Step:
         if self.run_step is None:

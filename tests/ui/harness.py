@@ -262,3 +262,48 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
             return True
         time.sleep(interval)
     return predicate()
+
+
+# --- a client that skips the page's own script ----------------------------------------------------------------
+_RAW_SOCKET_JS = """
+async ({url, messages, until, timeoutMs}) => {
+  // Chainlit's socket.io protocol spoken by hand (engine.io v4 over a WebSocket), with the page's cookies:
+  // what a client without the page's composer script can send.
+  const frames = [];
+  let connected = false, closed = false, matched = false;
+  const ws = new WebSocket(url.replace(/^http/, "ws") + "/ws/socket.io/?EIO=4&transport=websocket");
+  const queue = [...messages];
+  const sendNext = () => {
+    const text = queue.shift();
+    if (text === undefined) return;
+    ws.send("42" + JSON.stringify(["client_message", {message: {id: crypto.randomUUID(), threadId: "", name: "User",
+      type: "user_message", output: text, createdAt: new Date().toISOString()}, fileReferences: []}]));
+  };
+  return await new Promise((resolve) => {
+    const done = () => { try { ws.close(); } catch (e) {} resolve({frames, connected, closed, matched}); };
+    const timer = setTimeout(done, timeoutMs);
+    ws.onmessage = (event) => {
+      const data = String(event.data);
+      frames.push(data.slice(0, 4000));
+      if (data.startsWith("0{")) {
+        ws.send("40" + JSON.stringify({sessionId: crypto.randomUUID(), clientType: "webapp", userEnv: "{}"}));
+      } else if (data === "2") {
+        ws.send("3");
+      } else if (data.startsWith("40")) {
+        connected = true;
+        ws.send('42["connection_successful"]');
+      } else if (data.startsWith('42["task_end"') && connected) {
+        sendNext();  // the previous message (or the welcome) is done: send the next one
+      }
+      if (until && data.includes(until)) { matched = true; clearTimeout(timer); done(); }
+    };
+    ws.onclose = () => { closed = true; clearTimeout(timer); resolve({frames, connected, closed, matched}); };
+  });
+}
+"""
+
+
+def raw_socket(page: Any, url: str, messages: list[str], until: str, timeout_ms: int = 30_000) -> dict[str, Any]:
+    """Connect to the app's socket from `page` without its frontend, send `messages` one after the other
+    (each after the previous task ended), and return the frames received until one contains `until`."""
+    return page.evaluate(_RAW_SOCKET_JS, {"url": url, "messages": messages, "until": until, "timeoutMs": timeout_ms})

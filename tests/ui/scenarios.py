@@ -26,6 +26,11 @@ UPLOAD_TOTAL = "162"
 SLOW_QUESTION = "Run the sleepy simulation of the tide tables and report the last value."
 QUICK_QUESTION = "After the stop: how many legs do three invented tripods have together?"
 SOLO_QUESTION = "Solo check: how many sides do two invented triangles have in total?"
+AFTER_LONG_QUESTION = "After the long message: how many wheels do two invented tricycles have?"
+
+# File names a user may give, none of which may become markup or script on the page.
+HOSTILE_NAMES = ["<img src=x onerror=alert(2)>.csv", "_a_.csv", "✓.csv", "**b**.csv", "[x](javascript:alert(1)).csv"]
+LIST_FILES_CODE = "import os\nprint(sorted(os.listdir('.')))"
 
 # The course evaluation, served by the local scoring API (invented, never GAIA's).
 EVAL_QUESTIONS = [
@@ -61,6 +66,12 @@ def _pastry_from_program(req: RecordedRequest) -> str:
     return f"The memo says {m.group(1) if m else 'nothing'}.\nFINAL ANSWER: {m.group(1) if m else 'unknown'}"
 
 
+def _name_from_listing(req: RecordedRequest) -> str:
+    # Answers with a file name only if the sandbox really got the files (under their safe names).
+    listing = last_tool_output(req)
+    return "FINAL ANSWER: _a_.csv" if "'_a_.csv'" in listing else "FINAL ANSWER: no files"
+
+
 def _approve(req: RecordedRequest) -> str:
     return f"APPROVED\nFINAL ANSWER: {last_answer(req)}"
 
@@ -88,6 +99,15 @@ def build(ticks: Path) -> Scenarios:
     })
     s.add("three invented tripods", {
         "planner": ["Three tripods with three legs each.\nFINAL ANSWER: 9"],
+        "critic": [_approve],
+    })
+    s.add("after the long message", {
+        "planner": ["Two tricycles with three wheels each.\nFINAL ANSWER: 6"],
+        "critic": [_approve],
+    })
+    s.add("describe the attached files", {
+        "planner": ["Coder, list the files.\nNEXT: coder"],
+        "coder": [{"tool_calls": [{"name": "run_python", "arguments": {"code": LIST_FILES_CODE}}]}, _name_from_listing],
         "critic": [_approve],
     })
     s.add("solo check", {

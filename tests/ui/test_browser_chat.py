@@ -17,7 +17,7 @@ from tests.fakes.hf_hub import FakeHub
 from tests.fakes.scoring_api import ScoringServer
 from tests.fakes.scripted_llm import ScriptedLLM
 from tests.ui import scenarios as sc
-from tests.ui.harness import ChainlitApp, app_env, ask, final_answers, open_chat, wait_for
+from tests.ui.harness import ChainlitApp, app_env, ask, final_answers, open_chat, raw_socket, wait_for
 
 try:
     from playwright.sync_api import expect
@@ -213,3 +213,73 @@ def test_the_course_evaluation_runs_with_a_task_list_then_a_table_submits_and_is
     again = page.locator(".step").filter(has_text="Evaluation finished")
     expect(again).to_contain_text("4 from the cache", timeout=30_000)
     assert len(stack.llm.requests) == served
+
+
+_PASTE_JS = """(text) => {
+  const box = document.getElementById("chat-input");
+  box.focus();
+  const data = new DataTransfer();
+  data.setData("text/plain", text);
+  return box.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true, cancelable: true}));
+}"""
+
+
+def test_hostile_input_long_messages_and_file_names_break_nothing(stack: Stack, page: Any, tmp_path: Path) -> None:
+    console: list[str] = []
+    dialogs: list[str] = []
+    sent: list[str] = []
+    page.on("console", lambda m: console.append(m.text))
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload)[:200])))
+    open_chat(page, stack.app.url)
+    limit = 100_000  # ROUNDTABLE_MAX_QUESTION_CHARS's default
+    alert = page.locator("#roundtable-composer-error")
+
+    # over the limit, in the page: a paste and a send are refused with the reason, nothing goes out
+    page.evaluate(_PASTE_JS, "p" * (limit + 1))
+    expect(alert).to_have_text(
+        f"Not pasted: This message is {limit + 1:,} characters long; the limit is {limit:,}. "
+        "Shorten it, or attach long text as a file (the paperclip)."
+    )
+    page.locator("#chat-input").fill("s" * (limit + 5))
+    page.locator("#chat-submit").click()
+    expect(alert).to_contain_text(f"Not sent: This message is {limit + 5:,} characters long")
+    page.locator("#chat-input").press("Enter")
+    expect(page.locator("#chat-input")).to_have_value("s" * (limit + 5))  # kept, for the user to shorten
+    assert not [f for f in sent if "client_message" in f]
+
+    # a client without that script: 1.5 M characters (over engine.io's stock 1 MB packet limit) get the same
+    # reason from the server instead of a dropped connection, and the next question on that socket is answered
+    reply = raw_socket(page, stack.app.url, ["l" * 1_500_000, sc.AFTER_LONG_QUESTION], until="Final answer: 6")
+    assert reply["connected"] and reply["matched"] and not reply["closed"], reply["frames"][-5:]
+    assert any("This message is 1,500,000 characters long; the limit is 100,000." in f for f in reply["frames"])
+
+    # files sent without text, with names that look like markup: the question is about them, and every name
+    # shows as given, as text
+    page.locator("#chat-input").fill("")
+    files = []
+    for name in sc.HOSTILE_NAMES:
+        (tmp_path / name).write_text("n\n1\n", encoding="utf-8")
+        files.append(tmp_path / name)
+    ask(page, "", files=files)
+    answer = final_answers(page).first
+    expect(answer).to_contain_text("Final answer: _a_.csv", timeout=60_000)  # the sandbox listed the staged files
+    bubble = page.locator('.step[data-step-type="user_message"]').last
+    expect(bubble).to_contain_text("Describe the attached files.")  # not an empty bubble
+    run = step(page, "run", "debate team")
+    for name in sc.HOSTILE_NAMES:
+        expect(run).to_contain_text(name)
+        expect(bubble).to_contain_text(name)
+    summary = run.get_by_role("article").filter(has_text="files:")  # the run's own text (the agents write markdown)
+    expect(summary).to_have_count(1)
+    expect(summary.locator("em, strong, a, img, code")).to_have_count(0)
+    expect(answer.locator("em")).to_have_count(0)
+    expect(page.locator('img[src="x"]')).to_have_count(0)
+    expect(page.locator('a[href*="javascript"]')).to_have_count(0)
+    assert dialogs == []
+    coder = [r for r in stack.llm.requests_for("coder") if "describe the attached files" in r.question.lower()]
+    assert coder and "'_a_.csv' is" not in coder[0].question  # _a_.csv is safe as it is
+    assert "'✓.csv' is '_.csv'" in coder[0].question  # the agents learn which file the user meant
+
+    # uploads of any type without the browser's MIME warnings ('Skipped "*/*" because it is not a valid MIME type')
+    assert not [m for m in console if "*/*" in m or "valid MIME type" in m]

@@ -15,7 +15,9 @@ import pytest
 
 from tests.conftest import require_system
 from tests.fakes.hf_oauth import FakeHFOAuth
-from tests.ui.harness import WELCOME_TEXT, ChainlitApp, app_env
+from tests.fakes.scripted_llm import ScriptedLLM
+from tests.ui.harness import WELCOME_TEXT, ChainlitApp, Scenarios, app_env, ask, final_answers, raw_socket
+from tests.ui.scenarios import _approve
 
 try:
     from playwright.sync_api import expect
@@ -51,6 +53,42 @@ def login_stack(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield LoginStack(app, hf)
     finally:
         app.stop()
+        hf.stop()
+
+
+LOGGED_IN_QUESTION = "Login check: how many corners do two invented squares have?"
+
+
+@dataclass
+class ModelStack:
+    app: ChainlitApp
+    hf: FakeHFOAuth
+    llm: ScriptedLLM
+
+
+@pytest.fixture(scope="module")
+def model_stack(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelStack]:
+    """The login on, and a (scripted) model that answers: what a Space with its owner's keys is."""
+    root = tmp_path_factory.mktemp("ui-login-model")
+    hf = FakeHFOAuth(username="alice", fullname="Alice Example").start()
+    scenarios = Scenarios()
+    scenarios.add("login check", {"planner": ["Two squares, four corners each.\nFINAL ANSWER: 8"], "critic": [_approve]})
+    llm = scenarios.server()
+    env = app_env(
+        root,
+        llm,
+        OAUTH_CLIENT_ID=hf.client_id,
+        OAUTH_CLIENT_SECRET=hf.client_secret,
+        OPENID_PROVIDER_URL=hf.url,
+        CHAINLIT_AUTH_SECRET=secrets.token_urlsafe(32),
+    )
+    app = ChainlitApp(env, root)
+    try:
+        app.start()
+        yield ModelStack(app, hf, llm)
+    finally:
+        app.stop()
+        llm.stop()
         hf.stop()
 
 
@@ -103,3 +141,31 @@ def test_without_logging_in_the_chat_is_not_reachable(login_stack: LoginStack, p
     expect(page).to_have_url(f"{login_stack.app.url}/login", timeout=30_000)
     expect(page.get_by_role("button", name="Continue with Huggingface")).to_be_visible()
     assert page.context.request.get(login_stack.app.url + "/user").status == 401
+
+
+def test_a_logged_out_user_cannot_run_a_question(model_stack: ModelStack, page: Any) -> None:
+    app, llm = model_stack.app, model_stack.llm
+    page.goto(app.url + "/")
+    expect(page).to_have_url(f"{app.url}/login", timeout=30_000)
+    expect(page.locator("#chat-input")).to_have_count(0)
+    # nor around the page: the app's socket refuses a client without the login cookie
+    refused = raw_socket(page, app.url, [LOGGED_IN_QUESTION], until="44{", timeout_ms=10_000)  # CONNECT_ERROR
+    assert refused["matched"] and not refused["connected"], refused["frames"]
+    assert "Connection refused" in refused["frames"][-1]
+    assert llm.requests == []
+
+    # logged in, the same question is answered ...
+    page.get_by_role("button", name="Continue with Huggingface").click()
+    expect(page.locator(".step").filter(has_text=WELCOME_TEXT).first).to_contain_text("Logged in with Hugging Face as alice", timeout=30_000)
+    ask(page, LOGGED_IN_QUESTION)
+    expect(final_answers(page).first).to_contain_text("Final answer: 8", timeout=60_000)
+    asked = len(llm.requests)
+    assert asked > 0
+
+    # ... and once logged out, nothing runs again
+    page.context.clear_cookies()
+    page.goto(app.url + "/")
+    expect(page).to_have_url(f"{app.url}/login", timeout=30_000)
+    again = raw_socket(page, app.url, [LOGGED_IN_QUESTION], until="44{", timeout_ms=10_000)
+    assert again["matched"] and not again["connected"]
+    assert len(llm.requests) == asked

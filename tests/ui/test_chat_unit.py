@@ -102,17 +102,19 @@ def test_provider_and_model_choices_override_settings_for_the_session_only() -> 
         options.parse({"provider": "magic"}, base, choices)
 
 
-def test_uploads_keep_their_names_safely(tmp_path: Path) -> None:
+def test_uploads_keep_their_names_safely_and_a_missing_file_is_reported(tmp_path: Path) -> None:
     a = tmp_path / "u1.csv"
     b = tmp_path / "u2.csv"
     a.write_text("x", encoding="utf-8")
     b.write_text("y", encoding="utf-8")
-    folder, paths = stage_uploads([
+    staged = stage_uploads([
         SimpleNamespace(name="sales.csv", path=str(a)),
         SimpleNamespace(name="../../sales.csv", path=str(b)),
         SimpleNamespace(name="gone.txt", path=str(tmp_path / "missing")),
     ])
-    assert folder is not None
-    assert [p.name for p in paths] == ["sales.csv", "sales (2).csv"]
-    assert [p.read_text() for p in paths] == ["x", "y"] and all(p.parent == folder for p in paths)
+    assert staged.folder is not None
+    assert [p.name for p in staged.paths] == ["sales.csv", "sales (2).csv"]
+    assert [p.read_text() for p in staged.paths] == ["x", "y"] and all(p.parent == staged.folder for p in staged.paths)
+    assert staged.given == {"sales.csv": "sales.csv", "sales (2).csv": "../../sales.csv"}
+    assert staged.unreadable == ["gone.txt"]
     assert safe_name(".hidden<>.txt") == "hidden__.txt" and safe_name("") == "attachment"

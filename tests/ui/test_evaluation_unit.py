@@ -82,7 +82,7 @@ def test_the_answers_table_escapes_and_shortens_cells() -> None:
     lines = table.splitlines()
     assert len(lines) == 4 and all(line.count("|") - line.count("\\|") == 6 for line in lines)
     assert "`abc12345`" in table and "`abc12399`" in table  # prefixes long enough to tell them apart
-    assert "x \\| y" in table and "…" in table and "⚠️ model error: 500" in table and "3.2 s" in table and "120" in table
+    assert "x \\| y" in table and "…" in table and "⚠️ model error\\: 500" in table and "3.2 s" in table and "120" in table
     assert evaluation.id_width(["abc12345-0000", "abc12345-1111"]) == 10
 
 

@@ -73,7 +73,7 @@ async def test_turns_are_steps_under_the_run_with_tools_and_code_as_their_childr
     # tokens were streamed into the turn's own step, not sent as one block
     planner_tokens = [d for e, d in rec.events if e == "stream_token" and d["id"] == by_name["planner"]["id"]]
     assert len(planner_tokens) == 4  # the first token starts the stream, the other four stream into it
-    assert "ledger.csv" in run["output"] and "coder proposed **4**" in run["output"]
+    assert "files: ledger\\.csv" in run["output"] and "coder proposed **4**" in run["output"]  # a name is no markup
     final = rec.messages()[-1]
     assert final["name"] == "Final answer" and final["output"].startswith("## ✅ Final answer: 4")
     assert final["parentId"] == run["parentId"]  # siblings: the page shows the debate above its answer
@@ -182,3 +182,12 @@ async def test_a_code_run_outside_an_isolated_sandbox_is_labelled() -> None:
             await view.handle(event)
     code = next(s for s in rec.steps().values() if s.get("name") == "run_python")
     assert code["output"].startswith("⚠ subprocess (NOT isolated): this code ran without isolation\n")
+
+
+async def test_a_run_without_code_execution_says_why_in_its_header() -> None:
+    why = "no isolated sandbox backend is available (docker: no engine; bwrap: namespaces refused; wasm: not installed)"
+    with chainlit_session() as rec:
+        view = RunView("debate")
+        await view.handle(ev.RunStarted("r1", "How many?", "debate", ["planner", "coder"], [], code_unavailable=why))
+    header = next(s for s in rec.steps().values() if s.get("name") == "debate team")
+    assert "Code execution is unavailable" in header["output"] and md_escape(why) in header["output"]
