@@ -27,4 +27,5 @@ def make_run_python(ctx: ToolContext) -> SafeTool:
         output = result.output if result.output.strip() else "(no output; print() what you need)"
         return f"exit code {result.exit_code}\n{output}"
 
-    return SafeTool(run_python, name="run_python", description=RUN_PYTHON_DESCRIPTION, max_chars=8_000)
+    # timeout=None: the sandbox enforces the team's own time limit (sandbox.timeout_seconds, up to an hour)
+    return SafeTool(run_python, name="run_python", description=RUN_PYTHON_DESCRIPTION, max_chars=8_000, timeout=None)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeExecutor
@@ -94,6 +94,8 @@ def build_tools(names: list[str], ctx: ToolContext, agent: str | None = None) ->
             raise KeyError(unknown_tool_message(name))
         tool = _REGISTRY[name].factory(ctx)
         if isinstance(tool, SafeTool):
+            if tool.timeout_from_settings:
+                tool.timeout = ctx.settings.tool_timeout
             tool.abort = ctx.abort
             tool.agent = agent
             tool.telemetry = ctx.telemetry
@@ -105,16 +107,39 @@ class _Stopped(Exception):
     pass
 
 
+class _TimedOut(Exception):
+    pass
+
+
+DEFAULT_TOOL_TIMEOUT = 120.0  # the TOOL_TIMEOUT setting's default, for a SafeTool built outside build_tools
+
+
 class SafeTool(FunctionTool):
     """A FunctionTool whose every outcome is text the model can use.
 
-    Exceptions, bad arguments and oversized results never reach AutoGen as errors that could end a turn
-    badly: they come back as one clear line (`Error: ...`) or a truncated text that says it was cut.
+    Exceptions, bad arguments, oversized results and calls over the tool's time limit never reach AutoGen as
+    errors that could end a turn badly: they come back as one clear line (`Error: ...`) or a truncated text
+    that says it was cut.
+
+    `timeout` is the wall-clock limit of one call: "setting" (the default) takes TOOL_TIMEOUT, a number is the
+    tool's own limit, None means the tool enforces its own (run_python: the sandbox's time limit). When the
+    limit passes, the await ends: an async tool is cancelled; a sync tool's worker thread cannot be killed and
+    finishes on its own, so a sync tool must bound its own work (the calculator does).
     """
 
-    def __init__(self, func: Callable[..., Any], *, name: str, description: str, max_chars: int = DEFAULT_MAX_CHARS):
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str,
+        description: str,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        timeout: float | None | Literal["setting"] = "setting",
+    ):
         super().__init__(func, name=name, description=description)
         self.max_chars = max_chars
+        self.timeout_from_settings = timeout == "setting"
+        self.timeout: float | None = DEFAULT_TOOL_TIMEOUT if timeout == "setting" else timeout
         # Set by build_tools to the run's abort token: a stopped run must not wait for a slow tool.
         self.abort: CancellationToken | None = None
         self.agent: str | None = None
@@ -133,18 +158,25 @@ class SafeTool(FunctionTool):
         return copy.deepcopy(cached)  # callers may adjust their copy (e.g. strict mode)
 
     async def _call(self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None) -> Any:
-        if self.abort is None:
-            return await super().run_json(args, cancellation_token, call_id)
-        if self.abort.is_cancelled():
+        if self.abort is not None and self.abort.is_cancelled():
             raise _Stopped()
         task = asyncio.ensure_future(super().run_json(args, cancellation_token, call_id))
-        self.abort.link_future(task)
+        if self.abort is not None:
+            self.abort.link_future(task)
+        limit = asyncio.timeout(self.timeout)
         try:
-            return await task
+            async with limit:
+                return await task
+        except TimeoutError:
+            if limit.expired():  # not a TimeoutError the tool itself raised
+                raise _TimedOut() from None
+            raise
         except asyncio.CancelledError:
-            if task.cancelled() and self.abort.is_cancelled():
+            if task.cancelled() and self.abort is not None and self.abort.is_cancelled():
                 raise _Stopped() from None
             raise
+        finally:
+            task.cancel()  # no-op once done; stops an async tool that outlived its limit
 
     async def run_json(
         self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None
@@ -157,6 +189,9 @@ class SafeTool(FunctionTool):
             text = bound(self.return_value_as_string(result), self.max_chars)
         except _Stopped:
             text = f"Error: {self.name} was stopped because the run was cancelled"
+        except _TimedOut:
+            setting = " (TOOL_TIMEOUT)" if self.timeout_from_settings else ""
+            text = f"Error: {self.name} was stopped after its {self.timeout:g}s time limit{setting}; try a smaller request"
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
             text = f"Error: bad arguments for {self.name}: {problems}"
