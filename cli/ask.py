@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from agents.tools.registry import entries
 from cli.console import ConsoleRenderer
 from config.log import setup_logging
 from config.settings import get_settings
@@ -23,7 +24,8 @@ EXIT_OK, EXIT_NO_ANSWER, EXIT_CONFIG = 0, 1, 2
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     settings = get_settings()
     p = argparse.ArgumentParser(prog="python -m teams", description="Debate one question with a team and print the final answer.")
-    p.add_argument("question", help="the question; '-' reads it from standard input")
+    p.add_argument("question", nargs="?", help="the question; '-' reads it from standard input")
+    p.add_argument("--tools", action="store_true", help="list the tools a team YAML can name, and what each needs")
     p.add_argument("--team", default=str(settings.team), help="team YAML path or name in teams/ (default: %(default)s)")
     p.add_argument("--file", action="append", default=[], type=Path, metavar="PATH", help="attach a file (repeatable)")
     p.add_argument("--timeout", type=float, help="seconds before the run stops with its best answer")
@@ -32,7 +34,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quiet", action="store_true", help="print only the final answer")
     p.add_argument("--no-code", action="store_true", help="hide code runs")
     p.add_argument("--verbose", action="store_true", help="log every turn and tool call to stderr")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.question is None and not args.tools:
+        p.error("the question is required (or --tools)")
+    return args
+
+
+def list_tools() -> int:
+    for entry in entries():
+        print(f"{entry.name:20} {entry.summary}" + (f"  [needs {entry.needs}]" if entry.needs else ""))
+    return EXIT_OK
 
 
 async def run_cli(args: argparse.Namespace) -> int:
@@ -74,7 +85,10 @@ async def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(run_cli(parse_args(argv)))
+    args = parse_args(argv)
+    if args.tools:
+        return list_tools()
+    return asyncio.run(run_cli(args))
 
 
 if __name__ == "__main__":

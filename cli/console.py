@@ -71,15 +71,15 @@ class ConsoleRenderer:
                 c.print(Text(event.text, style="italic dim"))
             case ev.ToolCall():
                 self._end_stream()
-                if event.name == "run_python" and self.show_code:
+                if event.shown_as_code and self.show_code:
                     return  # the CodeRun event shows it better
                 c.print(Text.assemble(("  → ", "bold"), (event.name, "bold"), " ", one_line(_args(event.arguments), 200)))
             case ev.CodeRun():
                 self._code_run(event)
             case ev.ToolResult():
-                if event.name == "run_python" and self.show_code:
+                if event.shown_as_code and self.show_code:
                     return
-                style = "red" if event.is_error or event.output.startswith("Error:") else "dim"
+                style = "red" if event.is_error else "dim"
                 c.print(Text.assemble(("  ← ", "bold"), (self._clip(event.output).lstrip(), style)))
             case ev.TurnEnded():
                 if not self._streamed:
@@ -100,10 +100,12 @@ class ConsoleRenderer:
         if not self.show_code:
             return
         if event.output is None:
-            c.print(Text("  → run_python", style="bold"))
+            c.print(Text(f"  → {event.tool}", style="bold"))
             c.print(Syntax(event.code, "python", line_numbers=False, word_wrap=True, padding=(0, 2)))
             return
-        c.print(Text(f"  ← exit code {event.exit_code}", style="bold green" if event.exit_code == 0 else "bold red"))
+        ok = event.exit_code == 0 and not event.is_error
+        c.print(Text(f"  ← exit code {event.exit_code}" if event.exit_code is not None else "  ← failed",
+                     style="bold green" if ok else "bold red"))
         if not event.isolated:
             c.print(Text(f"    ⚠ {event.sandbox}: this code ran without isolation", style="bold yellow"))
         body = event.output.split("\n", 1)[1] if event.output.startswith("exit code") else event.output

@@ -2,22 +2,26 @@
 
 Model-written code never runs unisolated by default. When no isolated backend works (a host without Docker,
 bubblewrap or the wasm runtime) and the subprocess backend was not opted into, the run goes on without
-`run_python`: every agent that had it gets the calculator instead, and the agents that plan or compute are told
+its code tools (run_python): every agent that had one gets the calculator instead, and the agents that plan or compute are told
 why, so nobody plans on a program that cannot run.
 """
 
 from __future__ import annotations
 
+from agents.tools.registry import code_argument
 from teams.schema import TeamConfig
 
-CODE_TOOL = "run_python"
 FALLBACK_TOOL = "calculator"
 # Roles that plan around code or write it: they are told it is unavailable even if they hold no code tool.
 _TOLD_ROLES = ("planner", "coder", "solo")
 
 
+def _runs_code(tool: str) -> bool:
+    return code_argument(tool) is not None
+
+
 def uses_code(cfg: TeamConfig) -> bool:
-    return any(CODE_TOOL in agent.tools for agent in cfg.agents)
+    return any(_runs_code(t) for agent in cfg.agents for t in agent.tools)
 
 
 def unavailable_note(reason: str) -> str:
@@ -33,8 +37,8 @@ def without_code(cfg: TeamConfig, reason: str) -> TeamConfig:
     note = unavailable_note(reason)
     agents = []
     for agent in cfg.agents:
-        had_code = CODE_TOOL in agent.tools
-        tools = [t for t in agent.tools if t != CODE_TOOL]
+        had_code = any(_runs_code(t) for t in agent.tools)
+        tools = [t for t in agent.tools if not _runs_code(t)]
         if had_code and FALLBACK_TOOL not in tools:
             tools.append(FALLBACK_TOOL)
         update: dict[str, object] = {"tools": tools}

@@ -49,6 +49,7 @@ class ToolCall:
     call_id: str
     name: str
     arguments: str  # JSON text as the model wrote it
+    shown_as_code: bool = False  # the call runs a program: a CodeRun event shows it too
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class ToolResult:
     call_id: str
     name: str
     output: str
-    is_error: bool
+    is_error: bool  # the tool failed (its output is then one "Error: ..." line)
+    shown_as_code: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class CodeRun:
     exit_code: int | None
     sandbox: str | None = None  # which backend ran it, e.g. "docker" or "subprocess (NOT isolated)"
     isolated: bool = True
+    is_error: bool = False  # the tool call failed before or around the program (no sandbox, time limit)
+    tool: str = "code"  # the tool's name, e.g. run_python
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from models.client import ManagedClient
 from models.providers import build_client
 from models.spec import ModelSpec
 from models.usage import UsageLedger
-from sandbox import Limits, SandboxExecutor, SandboxUnavailable, create_executor
+from sandbox import Limits, SandboxUnavailable, create_executor
 from teams import events as ev
 from teams.build import BuiltTeam, build_team
 from teams.code_execution import uses_code, without_code
@@ -110,7 +110,8 @@ class Run:
         self._staged: list[Path] = []
         self._log = logger.bind(run_id=self.run_id, question_id=self.question.task_id or "-")
         self.telemetry = RunTelemetry(self.run_id, self.question.task_id, team.name) if setup_tracing() else None
-        self.transcript = Transcript(team, self.ledger, sandbox=self._sandbox_info)
+        self.outputs: dict[str, Any] = {}  # tools' structured results by call id, shared with the transcript
+        self.transcript = Transcript(team, self.ledger, outputs=self.outputs)
         self._failure: BaseException | None = None
         self._built: BuiltTeam | None = None
 
@@ -185,11 +186,11 @@ class Run:
             tool_ctx = ToolContext(
                 settings=self.settings,
                 workdir=workdir,
-                attachments=list(self._staged),
                 abort=self.abort,
                 executor=self._get_executor,
                 allow_loopback=self._allow_loopback,
                 telemetry=self.telemetry,
+                outputs=self.outputs,
             )
             try:
                 self._stage_attachments(workdir)
@@ -323,12 +324,6 @@ class Run:
                 self._log.debug("turn {} {} full text: {}", turn, agent, text)
             case _:
                 pass
-
-    def _sandbox_info(self) -> tuple[str | None, bool]:
-        executor = self._executor
-        if isinstance(executor, SandboxExecutor):
-            return executor.describe(), executor.isolated
-        return None, True
 
     def _finish(self, duration: float) -> Result:
         models = {}

@@ -8,9 +8,8 @@ a lifetime (work dir, sandbox, clients, telemetry, the stop logic) and feeds it.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from autogen_agentchat.base import TaskResult
 from autogen_agentchat.messages import (
@@ -23,6 +22,8 @@ from autogen_agentchat.messages import (
     ToolCallRequestEvent,
 )
 
+from agents.tools.code import CodeOutput
+from agents.tools.registry import code_argument
 from agents.tools.text import one_line
 from models.usage import UsageLedger
 from teams import events as ev
@@ -30,11 +31,6 @@ from teams.answer import find_answers, normalise_answer
 from teams.result import Proposal, Result, StopReason, TraceEntry
 from teams.schema import TeamConfig
 from teams.termination import ApprovedAnswerTermination, is_rejection
-
-_EXIT_CODE = re.compile(r"^exit code (-?\d+)")
-
-# Which sandbox ran the code: (description, isolated), asked when a code run ends.
-SandboxInfo = Callable[[], tuple[str | None, bool]]
 
 
 @dataclass(frozen=True)
@@ -49,10 +45,10 @@ class Ending:
 
 
 class Transcript:
-    def __init__(self, cfg: TeamConfig, ledger: UsageLedger, *, sandbox: SandboxInfo | None = None) -> None:
+    def __init__(self, cfg: TeamConfig, ledger: UsageLedger, *, outputs: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
         self.ledger = ledger
-        self.sandbox = sandbox or (lambda: (None, True))
+        self.outputs = outputs if outputs is not None else {}  # the tools' structured results, by call id
         t = cfg.termination
         self.approval = (
             ApprovedAnswerTermination(t.approver, cfg.answer.marker, t.approval_marker, t.rejection_marker)
@@ -95,22 +91,29 @@ class Transcript:
                     out.append(ev.Thought(source, text))
             case ToolCallRequestEvent(content=calls):
                 for call in calls:
-                    out.append(ev.ToolCall(source, call.id, call.name, call.arguments))
-                    if call.name == "run_python":
-                        code = _code_argument(call.arguments)
+                    argument = code_argument(call.name)
+                    out.append(ev.ToolCall(source, call.id, call.name, call.arguments, shown_as_code=argument is not None))
+                    if argument is not None:
+                        code = _code_from(call.arguments, argument)
                         self._code_calls[call.id] = code
-                        out.append(ev.CodeRun(source, call.id, code, None, None))
+                        out.append(ev.CodeRun(source, call.id, code, None, None, tool=call.name))
             case ToolCallExecutionEvent(content=results):
                 for res in results:
-                    out.append(ev.ToolResult(source, res.call_id, res.name, res.content, bool(res.is_error)))
-                    if res.call_id in self._code_calls:
-                        m = _EXIT_CODE.match(res.content)
-                        described, isolated = self.sandbox()
-                        out.append(ev.CodeRun(source, res.call_id, self._code_calls.pop(res.call_id), res.content,
-                                              int(m.group(1)) if m else None, sandbox=described, isolated=isolated))
+                    code_call = res.call_id in self._code_calls
+                    out.append(ev.ToolResult(source, res.call_id, res.name, res.content, bool(res.is_error), code_call))
+                    if code_call:
+                        out.append(self._code_ran(source, res.call_id, res.name, res.content, bool(res.is_error)))
             case BaseChatMessage():
                 out += self._end_turn(source, item)
         return out
+
+    def _code_ran(self, agent: str, call_id: str, tool: str, text: str, is_error: bool) -> ev.CodeRun:
+        code = self._code_calls.pop(call_id)
+        ran = self.outputs.pop(call_id, None)
+        if isinstance(ran, CodeOutput):
+            return ev.CodeRun(agent, call_id, code, text, ran.exit_code, sandbox=ran.backend, isolated=ran.isolated,
+                              is_error=is_error, tool=tool)
+        return ev.CodeRun(agent, call_id, code, text, None, is_error=is_error, tool=tool)
 
     def _start_turn(self, agent: str) -> list[ev.Event]:
         if agent == self._speaker:
@@ -200,12 +203,12 @@ class Transcript:
         )
 
 
-def _code_argument(arguments: str) -> str:
+def _code_from(arguments: str, argument: str) -> str:
     try:
         data = json.loads(arguments)
     except json.JSONDecodeError:
         return arguments
-    return str(data.get("code", arguments)) if isinstance(data, dict) else arguments
+    return str(data.get(argument, arguments)) if isinstance(data, dict) else arguments
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -15,6 +15,7 @@ from autogen_agentchat.messages import (
 from autogen_core import FunctionCall
 from autogen_core.models import FunctionExecutionResult
 
+from agents.tools.code import CodeOutput
 from models.usage import UsageLedger
 from teams import events as ev
 from teams import load_team
@@ -22,7 +23,7 @@ from teams.transcript import Ending, Transcript
 
 
 def transcript() -> Transcript:
-    return Transcript(load_team("debate"), UsageLedger(), sandbox=lambda: ("docker", True))
+    return Transcript(load_team("debate"), UsageLedger())
 
 
 def feed(t: Transcript, *items: object) -> list[ev.Event]:
@@ -33,6 +34,7 @@ def test_turns_tokens_tool_calls_and_code_runs_become_our_events() -> None:
     t = transcript()
     events = feed(t, TextMessage(content="How many?", source="user"), SelectSpeakerEvent(content=["coder"], source="rules"))
     t.ledger.add("coder", "openai", "gpt-4.1-mini", 100, 20)  # the turn's model call
+    t.outputs["c1"] = CodeOutput(0, "4600\n", "docker", True)  # what run_python left for the run
     events += feed(
         t,
         ModelClientStreamingChunkEvent(content="Running ", source="coder"),
@@ -44,7 +46,8 @@ def test_turns_tokens_tool_calls_and_code_runs_become_our_events() -> None:
     kinds = [type(e).__name__ for e in events]
     assert kinds == ["TurnStarted", "Token", "ToolCall", "CodeRun", "ToolResult", "CodeRun", "TurnEnded", "AnswerProposed"]
     done = [e for e in events if isinstance(e, ev.CodeRun)][-1]
-    assert (done.code, done.exit_code, done.sandbox, done.isolated) == ("print(4600)", 0, "docker", True)
+    assert (done.code, done.exit_code, done.sandbox, done.isolated, done.tool) == ("print(4600)", 0, "docker", True, "run_python")
+    assert not t.outputs  # taken once
     ended = next(e for e in events if isinstance(e, ev.TurnEnded))
     assert (ended.prompt_tokens, ended.completion_tokens) == (100, 20)
     assert [p.answer for p in t.proposals] == ["4600"]

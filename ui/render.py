@@ -21,7 +21,6 @@ from teams import events as ev
 from teams.masking import EventMasker
 from teams.result import Result
 
-RUN_PYTHON = "run_python"
 FINAL_ANSWER_AUTHOR = "Final answer"
 
 _STOP_EXPLAINED = {
@@ -143,13 +142,13 @@ class RunView:
             case ev.Thought():
                 await self._text(event.agent, event.text)
             case ev.ToolCall():
-                if event.name != RUN_PYTHON:
+                if not event.shown_as_code:
                     await self._tool_call(event)
                 elif not self.show_code:
                     turn = await self._current(event.agent)
                     turn.streamed, turn.needs_break = False, True
             case ev.ToolResult():
-                if event.name != RUN_PYTHON:
+                if not event.shown_as_code:
                     await self._tool_result(event)
                 elif (turn := self.turn) is not None:
                     turn.last_tool_output = event.output
@@ -276,27 +275,27 @@ class RunView:
             await step.send()
         step.output = mask(event.output)  # a provider or a page may echo a key; never show it
         step.language = "text"
-        step.is_error = event.is_error or event.output.startswith("Error:")
+        step.is_error = event.is_error
         step.end = utc_now()
         await step.update()
 
     async def _code_run(self, event: ev.CodeRun) -> None:
         turn = await self._current(event.agent)
         if event.output is None:
-            step = await self._tool_step(event.agent, event.call_id, RUN_PYTHON, "python")
+            step = await self._tool_step(event.agent, event.call_id, event.tool, "python")
             step.input = event.code
             await step.send()
             return
         step = turn.tools.pop(event.call_id, None)
         if step is None:
-            step = await self._tool_step(event.agent, event.call_id, RUN_PYTHON, "python")
+            step = await self._tool_step(event.agent, event.call_id, event.tool, "python")
             turn.tools.pop(event.call_id, None)
             step.input = event.code
             await step.send()
         warning = "" if event.isolated else f"⚠ {event.sandbox or 'subprocess'}: this code ran without isolation\n"
         step.output = warning + mask(event.output)
         step.language = "text"
-        step.is_error = (event.exit_code not in (0, None)) or event.output.startswith("Error:")
+        step.is_error = event.is_error or event.exit_code not in (0, None)
         step.end = utc_now()
         await step.update()
 

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from agents.tools.errors import ToolError
 from agents.tools.files import AUDIO_SUFFIXES
 from agents.tools.registry import SafeTool, ToolContext, register
 from agents.tools.text import one_line
@@ -105,28 +106,28 @@ def make_transcribe_audio(ctx: ToolContext) -> SafeTool:
         try:
             path = resolve_attachment(ctx, file)
         except FileRefused as exc:
-            return f"Error: {exc}"
+            raise ToolError(f"{exc}") from None
         if path.suffix.lower() not in AUDIO_SUFFIXES:
-            return f"Error: {path.name} is not an audio file (expected one of {', '.join(sorted(AUDIO_SUFFIXES))})"
+            raise ToolError(f"{path.name} is not an audio file (expected one of {', '.join(sorted(AUDIO_SUFFIXES))})") from None
         size = path.stat().st_size
         if size == 0:
-            return f"Error: {path.name} is empty (0 bytes)"
+            raise ToolError(f"{path.name} is empty (0 bytes)") from None
         settings = ctx.settings
         which = transcriber(settings)
         if which is None:
-            return f"Error: {NO_TRANSCRIBER}"
+            raise ToolError(f"{NO_TRANSCRIBER}") from None
         try:
             if which == "openai":
                 if size > API_MAX_BYTES:
-                    return f"Error: {path.name} is too large for the transcription API ({size:,} bytes; limit {API_MAX_BYTES:,})"
+                    raise ToolError(f"{path.name} is too large for the transcription API ({size:,} bytes; limit {API_MAX_BYTES:,})") from None
                 text, label = await _openai_transcribe(path, settings), f"{settings.transcribe_model} via the transcription API"
             else:
                 text = await asyncio.to_thread(_whisper_transcribe, path, settings.whisper_model)
                 label = f"faster-whisper {settings.whisper_model}, local"
         except RuntimeError as exc:
-            return f"Error: {exc}"
+            raise ToolError(f"{exc}") from None
         except Exception as exc:  # a decoder failing on a broken file, a model that cannot load
-            return f"Error: cannot transcribe {path.name}: {_clean(f'{type(exc).__name__}: {exc}', settings)}"
+            raise ToolError(f"cannot transcribe {path.name}: {_clean(f'{type(exc).__name__}: {exc}', settings)}") from None
         if not text.strip():
             return f"Transcript of {path.name} ({label}): (empty: no speech was recognised)"
         return f"Transcript of {path.name} ({label}):\n{text.strip()}"

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from decimal import Context, Decimal
 from fractions import Fraction
 
+from agents.tools.errors import ToolError
 from agents.tools.registry import SafeTool, ToolContext, register
 
 Number = int | Fraction | float
@@ -68,7 +69,7 @@ _EXACT_FUNCTIONS: dict[str, Callable[..., Number]] = {
 _CONSTANTS = {"pi": math.pi, "e": math.e}
 
 
-class CalculatorError(ValueError):
+class CalculatorError(ToolError, ValueError):
     pass
 
 
@@ -310,6 +311,6 @@ def make_calculator(ctx: ToolContext) -> SafeTool:
         try:
             return calculate(expression)
         except CalculatorError as exc:
-            return f"Error: {exc}"
+            raise ToolError(f"{exc}") from None
 
     return SafeTool(calculator, name="calculator", description=CALCULATOR_DESCRIPTION, timeout=TIMEOUT_S)

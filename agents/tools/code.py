@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from autogen_core.code_executor import CodeBlock
 
+from agents.tools.errors import ToolError
 from agents.tools.registry import SafeTool, ToolContext, register
 from config.telemetry import maybe_span
 
@@ -14,18 +17,34 @@ RUN_PYTHON_DESCRIPTION = (
 )
 
 
-@register("run_python", "Run Python in the question's sandbox (attachments in the working directory)")
+@dataclass(frozen=True)
+class CodeOutput:
+    """What one program did: the run keeps the structure, the model reads `render()`."""
+
+    exit_code: int
+    output: str
+    backend: str  # e.g. "docker", or "subprocess (NOT isolated)"
+    isolated: bool
+
+    def render(self) -> str:
+        output = self.output if self.output.strip() else "(no output; print() what you need)"
+        return f"exit code {self.exit_code}\n{output}"
+
+
+@register("run_python", "Run Python in the question's sandbox (attachments in the working directory)",
+          code_argument="code")
 def make_run_python(ctx: ToolContext) -> SafeTool:
-    async def run_python(code: str) -> str:
+    async def run_python(code: str) -> CodeOutput:
         if ctx.executor is None:
-            return "Error: no sandbox is configured for this team"
+            raise ToolError("no sandbox is configured for this team")
         executor = await ctx.executor()
         with maybe_span(ctx.telemetry, "sandbox run", None, **{"roundtable.sandbox.backend": getattr(executor, "backend", "")}) as span:
             result = await executor.execute_code_blocks([CodeBlock(code=code, language="python")], ctx.abort)
             if span is not None:
                 span.set_attribute("roundtable.sandbox.exit_code", result.exit_code)
-        output = result.output if result.output.strip() else "(no output; print() what you need)"
-        return f"exit code {result.exit_code}\n{output}"
+        describe = getattr(executor, "describe", None)
+        return CodeOutput(result.exit_code, result.output, describe() if callable(describe) else type(executor).__name__,
+                          bool(getattr(executor, "isolated", True)))
 
     # timeout=None: the sandbox enforces the team's own time limit (sandbox.timeout_seconds, up to an hour)
     return SafeTool(run_python, name="run_python", description=RUN_PYTHON_DESCRIPTION, max_chars=8_000, timeout=None)

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from agents.tools.errors import ToolError
 from agents.tools.markup import html_to_markdown, pdf_to_text
 from agents.tools.registry import SafeTool, ToolContext, register
 from agents.tools.sources import ANSWER_KEY_MESSAGE, looks_like_answer_key
@@ -38,7 +39,7 @@ AUDIO_SUFFIXES = {".mp3", ".wav", ".m4a", ".flac", ".ogg", ".oga", ".opus", ".we
 READS = "txt, md, csv, json, py and other text, xlsx/xls, pdf, docx, pptx, html"
 
 
-class UnreadableFile(Exception):
+class UnreadableFile(ToolError):
     """One line for the agent."""
 
 
@@ -311,11 +312,11 @@ def make_read_file(ctx: ToolContext) -> SafeTool:
             path = resolve_attachment(ctx, file)
             text = await asyncio.to_thread(read_document, path)
         except FileRefused as exc:
-            return f"Error: {exc}"
+            raise ToolError(f"{exc}") from None
         except UnreadableFile as exc:
-            return f"Error: {Path(file).name} {exc}"
+            raise ToolError(f"{Path(file).name} {exc}") from None
         if looks_like_answer_key(text):
-            return "Error: " + ANSWER_KEY_MESSAGE.format(what=path.name)
+            raise ToolError(ANSWER_KEY_MESSAGE.format(what=path.name)) from None
         return f"File: {path.name} ({path.stat().st_size:,} bytes)\n\n{text}"
 
     return SafeTool(read_file, name="read_file", description=READ_FILE_DESCRIPTION, max_chars=16_000)

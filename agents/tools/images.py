@@ -14,6 +14,7 @@ from pathlib import Path
 from autogen_core import Image as AGImage
 from autogen_core.models import SystemMessage, UserMessage
 
+from agents.tools.errors import ToolError
 from agents.tools.files import IMAGE_SUFFIXES
 from agents.tools.registry import SafeTool, ToolContext, register
 from agents.tools.text import one_line
@@ -64,18 +65,18 @@ def make_describe_image(ctx: ToolContext) -> SafeTool:
         try:
             path = resolve_attachment(ctx, file)
         except FileRefused as exc:
-            return f"Error: {exc}"
+            raise ToolError(f"{exc}") from None
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            return f"Error: {path.name} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})"
+            raise ToolError(f"{path.name} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})") from None
         if path.stat().st_size > MAX_IMAGE_BYTES:
-            return f"Error: {path.name} is too large ({path.stat().st_size:,} bytes; limit {MAX_IMAGE_BYTES:,})"
+            raise ToolError(f"{path.name} is too large ({path.stat().st_size:,} bytes; limit {MAX_IMAGE_BYTES:,})") from None
         client = ctx.vision_client  # read at call time: the runner sets it after building the tools
         if client is None or not client.model_info.get("vision"):
-            return f"Error: {NO_VISION}"
+            raise ToolError(f"{NO_VISION}") from None
         try:
             image, note = await asyncio.to_thread(load_image, path)
         except ValueError as exc:
-            return f"Error: {path.name} {exc}"
+            raise ToolError(f"{path.name} {exc}") from None
         prompt = question.strip() or "Describe this image in detail."
         messages = [
             SystemMessage(content=VISION_SYSTEM),
@@ -84,10 +85,10 @@ def make_describe_image(ctx: ToolContext) -> SafeTool:
         try:
             result = await client.create(messages, cancellation_token=ctx.abort)
         except Exception as exc:
-            return f"Error: the vision model failed: {one_line(f'{type(exc).__name__}: {exc}', 300)}"
+            raise ToolError(f"the vision model failed: {one_line(f'{type(exc).__name__}: {exc}', 300)}") from None
         content = result.content if isinstance(result.content, str) else ""
         if not content.strip():
-            return "Error: the vision model returned no description"
+            raise ToolError("the vision model returned no description") from None
         return f"Image {path.name} ({note}), as seen by the vision model:\n{content.strip()}"
 
     return SafeTool(describe_image, name="describe_image", description=describe_image.__doc__ or "")

@@ -38,6 +38,7 @@ from urllib.parse import urljoin
 import httpcore
 import httpx
 
+from agents.tools.errors import ToolError
 from agents.tools.sources import blocked_source
 from agents.tools.text import one_line
 
@@ -85,7 +86,7 @@ _ISATAP_IDS = (b"\x00\x00\x5e\xfe", b"\x02\x00\x5e\xfe")
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa", ".lan", ".intranet")
 
 
-class FetchError(Exception):
+class FetchError(ToolError):
     """A fetch failed or was refused. The message is one line meant for the agent."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from agents.tools.errors import ToolError
 from agents.tools.markup import html_to_markdown, pdf_to_text
 from agents.tools.net import Fetched, FetchError, fetch
 from agents.tools.passages import select_passages
@@ -58,7 +59,7 @@ def present(title: str, url: str, text: str, query: str | None, *, source: str =
     if source:
         header.append(source)
     if looks_like_answer_key(text):
-        return "Error: " + ANSWER_KEY_MESSAGE.format(what=url)
+        raise ToolError(ANSWER_KEY_MESSAGE.format(what=url)) from None
     if not text.strip():
         return "\n".join(header) + "\n\n(The page has no readable text; it may be built by JavaScript or be an image.)"
     if query and query.strip():
@@ -95,11 +96,11 @@ def make_read_page(ctx: ToolContext) -> SafeTool:
                 headers={"Accept": _ACCEPT},
             )
         except FetchError as exc:
-            return f"Error: {exc}"
+            raise ToolError(f"{exc}") from None
         try:
             title, text = await asyncio.to_thread(document_text, fetched)
         except ValueError as exc:
-            return f"Error: {fetched.url} {exc}"
+            raise ToolError(f"{fetched.url} {exc}") from None
         moved = f"(redirected from {url})" if fetched.url.rstrip("/") != url.rstrip("/") else ""
         return present(title, fetched.url, text, query, source=moved)
 

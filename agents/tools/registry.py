@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeExecutor
@@ -24,6 +24,7 @@ from autogen_core.tools import BaseTool, FunctionTool, ToolSchema
 from loguru import logger
 from pydantic import ValidationError
 
+from agents.tools.errors import ToolError, ToolFailed
 from agents.tools.text import DEFAULT_MAX_CHARS, bound, one_line
 from config.settings import Settings
 from config.telemetry import maybe_span
@@ -35,12 +36,13 @@ class ToolContext:
 
     settings: Settings
     workdir: Path  # the question's folder: attachments live here, file tools may open nothing else
-    attachments: list[Path] = field(default_factory=list)
     abort: CancellationToken = field(default_factory=CancellationToken)
     executor: Callable[[], Awaitable[CodeExecutor]] | None = None  # the question's sandbox, started on first use
     vision_client: ChatCompletionClient | None = None
     allow_loopback: bool = False  # only tests serving fixtures on 127.0.0.1 turn this on
     telemetry: Any | None = None  # config.telemetry.RunTelemetry when tracing is on
+    # call id -> a tool's structured result (StructuredOutput), for the run's transcript
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 ToolFactory = Callable[[ToolContext], BaseTool[Any, Any]]
@@ -51,17 +53,20 @@ class ToolEntry:
     name: str
     summary: str
     factory: ToolFactory
-    needs: str = ""  # what the tool needs to be useful (keys, extras), shown in docs and errors
+    needs: str = ""  # what the tool needs to be useful (keys, extras), shown by `roundtable --tools`
+    code_argument: str | None = None  # the argument holding a program: its calls are shown as code runs
 
 
 _REGISTRY: dict[str, ToolEntry] = {}
 
 
-def register(name: str, summary: str, needs: str = "") -> Callable[[ToolFactory], ToolFactory]:
+def register(
+    name: str, summary: str, needs: str = "", *, code_argument: str | None = None
+) -> Callable[[ToolFactory], ToolFactory]:
     def decorate(factory: ToolFactory) -> ToolFactory:
         if name in _REGISTRY:
             raise ValueError(f"tool {name!r} registered twice")
-        _REGISTRY[name] = ToolEntry(name, summary, factory, needs)
+        _REGISTRY[name] = ToolEntry(name, summary, factory, needs, code_argument)
         return factory
 
     return decorate
@@ -79,6 +84,13 @@ def tool_names() -> list[str]:
 def entries() -> list[ToolEntry]:
     _ensure_loaded()
     return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+def code_argument(name: str) -> str | None:
+    """The argument of tool `name` that holds a program, when its calls are code runs."""
+    _ensure_loaded()
+    entry = _REGISTRY.get(name)
+    return entry.code_argument if entry else None
 
 
 def unknown_tool_message(name: str) -> str:
@@ -99,6 +111,7 @@ def build_tools(names: list[str], ctx: ToolContext, agent: str | None = None) ->
             tool.abort = ctx.abort
             tool.agent = agent
             tool.telemetry = ctx.telemetry
+            tool.outputs = ctx.outputs
         tools.append(tool)
     return tools
 
@@ -144,6 +157,7 @@ class SafeTool(FunctionTool):
         self.abort: CancellationToken | None = None
         self.agent: str | None = None
         self.telemetry: Any | None = None
+        self.outputs: dict[str, Any] | None = None
 
     # AutoGen regenerates a tool's JSON schema (pydantic) on every model call; the schema only depends on the
     # name, description and signature, identical for every question, so it is computed once per process.
@@ -181,24 +195,45 @@ class SafeTool(FunctionTool):
     async def run_json(
         self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None
     ) -> Any:
+        """The tool's text on success. Any failure is formatted here, once, and raised as `ToolFailed`."""
         started = time.monotonic()
         shown = one_line(json.dumps(dict(args), ensure_ascii=False, default=str), 160)
+        error: str | None = None
         try:
             with maybe_span(self.telemetry, f"tool {self.name}", self.agent, **{"gen_ai.tool.name": self.name}):
                 result = await self._call(args, cancellation_token, call_id)
+            if call_id is not None and self.outputs is not None and isinstance(result, StructuredOutput):
+                self.outputs[call_id] = result  # the run reads the structure; the model reads the text
             text = bound(self.return_value_as_string(result), self.max_chars)
+        except ToolError as exc:
+            error = one_line(str(exc), 2_000) or f"{self.name} failed"
         except _Stopped:
-            text = f"Error: {self.name} was stopped because the run was cancelled"
+            error = f"{self.name} was stopped because the run was cancelled"
         except _TimedOut:
             setting = " (TOOL_TIMEOUT)" if self.timeout_from_settings else ""
-            text = f"Error: {self.name} was stopped after its {self.timeout:g}s time limit{setting}; try a smaller request"
+            error = f"{self.name} was stopped after its {self.timeout:g}s time limit{setting}; try a smaller request"
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-            text = f"Error: bad arguments for {self.name}: {problems}"
+            error = f"bad arguments for {self.name}: {problems}"
         except Exception as exc:
-            text = f"Error: {self.name} failed: {one_line(f'{type(exc).__name__}: {exc}', 300)}"
+            error = f"{self.name} failed: {one_line(f'{type(exc).__name__}: {exc}', 300)}"
         elapsed = time.monotonic() - started
-        ok = not text.startswith("Error:")
-        logger.info("tool {} {} -> {} chars in {:.2f}s{}", self.name, shown, len(text), elapsed, "" if ok else " (error)")
+        if error is not None:
+            text = f"Error: {error}"
+            logger.info("tool {} {} -> error in {:.2f}s: {}", self.name, shown, elapsed, text)
+            raise ToolFailed(text)
+        logger.info("tool {} {} -> {} chars in {:.2f}s", self.name, shown, len(text), elapsed)
         logger.debug("tool {} output: {}", self.name, text)
         return text
+
+    def return_value_as_string(self, value: Any) -> str:
+        if isinstance(value, StructuredOutput):
+            return value.render()
+        return super().return_value_as_string(value)
+
+
+@runtime_checkable
+class StructuredOutput(Protocol):
+    """A tool result with structure the run keeps (run_python's exit code, backend); `render()` is the model's text."""
+
+    def render(self) -> str: ...

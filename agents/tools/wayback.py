@@ -13,6 +13,7 @@ import asyncio
 import re
 
 from agents.tools.dates import ACCEPTED, end_of_period, wayback_timestamp
+from agents.tools.errors import ToolError
 from agents.tools.net import API_USER_AGENT, FetchError, fetch
 from agents.tools.pages import document_text, present
 from agents.tools.registry import SafeTool, ToolContext, register
@@ -49,14 +50,14 @@ def make_wayback(ctx: ToolContext) -> SafeTool:
         target = url.strip()
         if not re.match(r"^https?://", target, re.IGNORECASE):
             if "://" in target:
-                return "Error: refused: only http and https pages are archived"
+                raise ToolError("refused: only http and https pages are archived") from None
             target = "http://" + target
         if (reason := blocked_source(target)) is not None:
-            return f"Error: {reason}"
+            raise ToolError(f"{reason}") from None
         try:
             moment = end_of_period(date)
         except ValueError as exc:
-            return f"Error: {exc} (date accepts {ACCEPTED})"
+            raise ToolError(f"{exc} (date accepts {ACCEPTED})") from None
         stamp = wayback_timestamp(moment)
         try:
             found = (
@@ -71,7 +72,7 @@ def make_wayback(ctx: ToolContext) -> SafeTool:
                 )
             ).json()
         except FetchError as exc:
-            return f"Error: {exc}"
+            raise ToolError(f"{exc}") from None
         closest = ((found or {}).get("archived_snapshots") or {}).get("closest") if isinstance(found, dict) else None
         if not isinstance(closest, dict) or not closest.get("available", True) or not closest.get("url"):
             return f"No archived copy of {target} is known to the Wayback Machine near {_readable_stamp(stamp)}."
@@ -83,9 +84,9 @@ def make_wayback(ctx: ToolContext) -> SafeTool:
             )
             title, text = await asyncio.to_thread(document_text, page)
         except FetchError as exc:
-            return f"Error: the archived copy could not be read: {exc}"
+            raise ToolError(f"the archived copy could not be read: {exc}") from None
         except ValueError as exc:
-            return f"Error: the archived copy {snapshot} {exc}"
+            raise ToolError(f"the archived copy {snapshot} {exc}") from None
         note = f"Archived copy of {target} taken {_readable_stamp(snap_stamp)}"
         if snap_stamp and snap_stamp > stamp:
             note += f" — NOTE: this is AFTER the date asked ({_readable_stamp(stamp)}); no earlier copy was offered"

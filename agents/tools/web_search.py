@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from agents.tools.errors import ToolError
 from agents.tools.net import API_USER_AGENT, FetchError, fetch
 from agents.tools.registry import SafeTool, ToolContext, register
 from agents.tools.sources import blocked_source
@@ -40,7 +41,7 @@ class Hit:
     snippet: str
 
 
-class SearchError(Exception):
+class SearchError(ToolError):
     """One line for the agent."""
 
 
@@ -200,11 +201,11 @@ def make_web_search(ctx: ToolContext) -> SafeTool:
     async def web_search(query: str) -> str:
         """Search the web; returns the title, URL and snippet of the best results. Open pages with read_page."""
         if not query.strip():
-            return "Error: give a search query"
+            raise ToolError("give a search query") from None
         try:
             provider, hits = await search(ctx, query.strip())
         except SearchError as exc:
-            return f"Error: {exc}"
+            raise ToolError(f"{exc}") from None
         return format_hits(query.strip(), provider, hits, ctx.settings.web_search_results)
 
     return SafeTool(web_search, name="web_search", description=web_search.__doc__ or "", max_chars=8_000)

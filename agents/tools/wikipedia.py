@@ -30,6 +30,7 @@ from bs4 import GuessedAtParserWarning
 from wikipedia import exceptions as wiki_errors
 
 from agents.tools.dates import ACCEPTED, end_of_period, mediawiki_timestamp
+from agents.tools.errors import ToolError
 from agents.tools.markup import WIKI_DROP_SELECTORS, html_to_markdown
 from agents.tools.net import API_USER_AGENT, FetchError, fetch
 from agents.tools.pages import present
@@ -49,7 +50,7 @@ _MAX_INSTANCES = 16
 warnings.filterwarnings("ignore", category=GuessedAtParserWarning)
 
 
-class WikiError(Exception):
+class WikiError(ToolError):
     """One line for the agent."""
 
 
@@ -276,14 +277,14 @@ def make_wikipedia_search(ctx: ToolContext) -> SafeTool:
     async def wikipedia_search(query: str, lang: str = "en") -> str:
         """Search Wikipedia (edition `lang`, default English); returns titles, links and summaries of the best matches."""
         if not query.strip():
-            return "Error: give a search query"
+            raise ToolError("give a search query") from None
         try:
             api = api_url(ctx.settings, lang)
             return await asyncio.to_thread(
                 _search_sync, api, query.strip(), 8, ctx.settings.web_timeout, ctx.settings.web_max_bytes
             )
         except WikiError as exc:
-            return f"Error: {exc}"
+            raise ToolError(f"{exc}") from None
 
     return SafeTool(wikipedia_search, name="wikipedia_search", description=wikipedia_search.__doc__ or "")
 
@@ -297,6 +298,6 @@ def make_wikipedia_page(ctx: ToolContext) -> SafeTool:
         try:
             return await wikipedia_page_text(ctx, title, as_of, lang, query)
         except (WikiError, FetchError) as exc:
-            return f"Error: {exc}"
+            raise ToolError(f"{exc}") from None
 
     return SafeTool(wikipedia_page, name="wikipedia_page", description=WIKIPEDIA_PAGE_DESCRIPTION, max_chars=16_000)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agents.tools.errors import ToolError
 from agents.tools.registry import ToolContext
 from agents.tools.sources import is_answer_file_name
 
 
-class FileRefused(Exception):
+class FileRefused(ToolError):
     """One line for the agent."""
 
 

@@ -18,6 +18,7 @@ from xml.etree.ElementTree import ParseError
 import requests
 
 from agents.tools.audio import transcriber
+from agents.tools.errors import ToolError
 from agents.tools.registry import SafeTool, ToolContext, register
 from agents.tools.text import one_line
 
@@ -132,31 +133,31 @@ def make_youtube_transcript(ctx: ToolContext) -> SafeTool:
 
         vid = video_id(url)
         if vid is None:
-            return f"Error: {one_line(url, 100)!r} is not a YouTube video URL or id"
+            raise ToolError(f"{one_line(url, 100)!r} is not a YouTube video URL or id") from None
         settings = ctx.settings
         try:
             return await asyncio.to_thread(_fetch_sync, vid, lang.strip() or "en", settings.youtube_base_url, settings.web_timeout)
         except (yt.TranscriptsDisabled, yt.NoTranscriptFound):
             return _no_captions(vid, ctx)
         except (yt.VideoUnavailable, yt.InvalidVideoId):
-            return f"Error: the YouTube video {vid} is unavailable (removed, private or a wrong id)"
+            raise ToolError(f"the YouTube video {vid} is unavailable (removed, private or a wrong id)") from None
         except yt.AgeRestricted:
-            return f"Error: the YouTube video {vid} is age-restricted; its captions cannot be read without signing in"
+            raise ToolError(f"the YouTube video {vid} is age-restricted; its captions cannot be read without signing in") from None
         except yt.RequestBlocked:
-            return "Error: YouTube is blocking requests from this machine; search the web for the video's content instead"
+            raise ToolError("YouTube is blocking requests from this machine; search the web for the video's content instead") from None
         except yt.YouTubeRequestFailed as exc:
-            return f"Error: YouTube request failed: {one_line(exc.reason, 200)}"
+            raise ToolError(f"YouTube request failed: {one_line(exc.reason, 200)}") from None
         except yt.VideoUnplayable as exc:
-            return f"Error: the YouTube video {vid} cannot be played: {one_line(str(exc.reason), 160)}"
+            raise ToolError(f"the YouTube video {vid} cannot be played: {one_line(str(exc.reason), 160)}") from None
         except yt.CouldNotRetrieveTranscript as exc:
-            return f"Error: no transcript for {vid}: {one_line(exc.cause or type(exc).__name__, 200)}"
+            raise ToolError(f"no transcript for {vid}: {one_line(exc.cause or type(exc).__name__, 200)}") from None
         except requests.Timeout:
-            return f"Error: YouTube did not answer within {settings.web_timeout:g}s"
+            raise ToolError(f"YouTube did not answer within {settings.web_timeout:g}s") from None
         except requests.RequestException as exc:
-            return f"Error: cannot reach YouTube: {one_line(str(exc), 200)}"
+            raise ToolError(f"cannot reach YouTube: {one_line(str(exc), 200)}") from None
         except (_TooLarge, _Refused) as exc:
-            return f"Error: {exc}"
+            raise ToolError(f"{exc}") from None
         except (ValueError, KeyError, TypeError, IndexError, ParseError) as exc:  # a malformed player answer or track
-            return f"Error: YouTube's answer could not be read ({type(exc).__name__}: {one_line(str(exc), 160)})"
+            raise ToolError(f"YouTube's answer could not be read ({type(exc).__name__}: {one_line(str(exc), 160)})") from None
 
     return SafeTool(youtube_transcript, name="youtube_transcript", description=youtube_transcript.__doc__ or "")

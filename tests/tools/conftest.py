@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from autogen_core import CancellationToken
 
+from agents.tools.errors import ToolFailed
 from agents.tools.registry import ToolContext, build_tools
 from config.settings import Settings
 
@@ -54,8 +55,12 @@ def make_ctx(workdir: Path) -> Callable[..., ToolContext]:
 
 
 async def call(ctx: ToolContext, name: str, **args: Any) -> str:
+    """What the model reads from one call: the tool's text, or its one `Error: ...` line."""
     tool = build_tools([name], ctx)[0]
-    return await tool.run_json(args, CancellationToken())
+    try:
+        return str(await tool.run_json(args, CancellationToken()))
+    except ToolFailed as failed:
+        return failed.text
 
 
 @pytest.fixture

@@ -58,8 +58,14 @@ def test_readme_documents_every_tool_and_its_settings() -> None:
             assert entry.name in text
 
 
-async def test_a_tool_never_raises_even_on_nonsense_arguments(tmp_path: Path) -> None:
+async def test_nonsense_arguments_are_one_error_line_that_autogen_marks_as_an_error(tmp_path: Path) -> None:
+    from autogen_core.tools import StaticWorkbench
+
     ctx = ToolContext(settings=tool_settings(), workdir=tmp_path)
-    for tool in build_tools([t for t in TOOLS if t != "run_python"], ctx):
-        out = await tool.run_json({"unexpected": 1}, CancellationToken())
-        assert isinstance(out, str) and out.startswith("Error: bad arguments for "), (tool.name, out)
+    tools = build_tools(TOOLS, ctx)
+    bench = StaticWorkbench(tools)  # what AutoGen's AssistantAgent calls tools through
+    for tool in tools:
+        result = await bench.call_tool(tool.name, {"unexpected": 1}, CancellationToken(), call_id="c1")
+        text = result.to_text()
+        assert result.is_error, (tool.name, text)
+        assert text.startswith(f"Error: bad arguments for {tool.name}: ") and "\n" not in text, (tool.name, text)

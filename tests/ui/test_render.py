@@ -35,10 +35,10 @@ def _debate_events(result: Result) -> list:
         ev.Token("researcher", "It is 4."),
         ev.TurnEnded("researcher", 2, "It is 4.", 10, 5),
         ev.TurnStarted("coder", 3),
-        ev.ToolCall("coder", "c2", "run_python", '{"code": "print(2+2)"}'),
-        ev.CodeRun("coder", "c2", "print(2+2)", None, None),
-        ev.ToolResult("coder", "c2", "run_python", "exit code 0\n4", False),
-        ev.CodeRun("coder", "c2", "print(2+2)", "exit code 0\n4", 0),
+        ev.ToolCall("coder", "c2", "run_python", '{"code": "print(2+2)"}', shown_as_code=True),
+        ev.CodeRun("coder", "c2", "print(2+2)", None, None, tool="run_python"),
+        ev.ToolResult("coder", "c2", "run_python", "exit code 0\n4", False, shown_as_code=True),
+        ev.CodeRun("coder", "c2", "print(2+2)", "exit code 0\n4", 0, tool="run_python"),
         ev.Token("coder", "FINAL ANSWER: 4"),
         ev.TurnEnded("coder", 3, "FINAL ANSWER: 4", 10, 5),
         ev.AnswerProposed("coder", "4", "proposed"),
@@ -114,8 +114,8 @@ async def test_a_stopped_run_closes_its_open_turn_and_tool_and_says_why() -> Non
         for event in [
             ev.RunStarted("r", "q", "debate", ["coder"]),
             ev.TurnStarted("coder", 1),
-            ev.ToolCall("coder", "c9", "run_python", '{"code": "import time; time.sleep(60)"}'),
-            ev.CodeRun("coder", "c9", "import time; time.sleep(60)", None, None),
+            ev.ToolCall("coder", "c9", "run_python", '{"code": "import time; time.sleep(60)"}', shown_as_code=True),
+            ev.CodeRun("coder", "c9", "import time; time.sleep(60)", None, None, tool="run_python"),
             ev.RunFinished(stopped),
         ]:
             await view.handle(event)
@@ -175,7 +175,8 @@ async def test_a_key_echoed_by_a_tool_or_an_error_never_reaches_the_page() -> No
 async def test_a_code_run_outside_an_isolated_sandbox_is_labelled() -> None:
     events = _debate_events(_result(answer="4"))
     i = next(i for i, e in enumerate(events) if isinstance(e, ev.CodeRun) and e.output is not None)
-    events[i] = ev.CodeRun("coder", "c2", "print(2+2)", "exit code 0\n4", 0, sandbox="subprocess (NOT isolated)", isolated=False)
+    events[i] = ev.CodeRun("coder", "c2", "print(2+2)", "exit code 0\n4", 0, sandbox="subprocess (NOT isolated)", isolated=False,
+                           tool="run_python")
     with chainlit_session() as rec:
         view = RunView("debate")
         for event in events:
