@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol, overload
 
 from loguru import logger
 
@@ -36,14 +36,21 @@ class Priced(Protocol):
     def cost_usd(self) -> float | None: ...
 
 
-def total_cost(items: Iterable[Priced]) -> float | None:
+@overload
+def total_cost(items: Iterable[Priced], *, unknown_as_zero: Literal[True]) -> float: ...
+@overload
+def total_cost(items: Iterable[Priced], *, unknown_as_zero: bool = False) -> float | None: ...
+def total_cost(items: Iterable[Priced], *, unknown_as_zero: bool = False) -> float | None:
     """The one way costs add up everywhere (terminal, UI, batch, report): the sum over what made model calls,
-    or None (unknown) when any of those has no known price. Something that made no call costs nothing."""
+    or None (unknown) when any of those has no known price. Something that made no call costs nothing.
+    `unknown_as_zero`: the known part only (a budget's lower bound)."""
     total = 0.0
     for item in items:
         if not (item.prompt_tokens or item.completion_tokens):
             continue
         if item.cost_usd is None:
+            if unknown_as_zero:
+                continue
             return None
         total += item.cost_usd
     return round(total, 6)

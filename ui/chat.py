@@ -18,13 +18,14 @@ from loguru import logger
 
 from config.log import mask
 from config.settings import Settings, get_settings
+from models.usage import format_cost, total_cost
 from teams import Question, Run, TeamConfigError, load_team
 from teams import events as ev
 from teams.schema import TeamConfig
 from ui import auth, frontend, options, preflight
 from ui.limits import LimitReached, Limits, Ticket, hf_user_key, limiter
 from ui.limits import describe as describe_limits
-from ui.render import RunView, format_cost, md_escape
+from ui.render import RunView, md_escape
 from ui.uploads import Staged, discard, stage_uploads
 
 EVALUATION_ACTION = "run_evaluation"
@@ -151,7 +152,7 @@ def admit() -> Ticket:
 
 def known_cost(run: Run) -> float:
     """What the run has cost so far; calls to a model without a known price count $0."""
-    return sum(u.cost_usd for u in run.ledger.by_agent().values())
+    return total_cost(run.ledger.records, unknown_as_zero=True)
 
 
 def budget_note(ticket: Ticket) -> str | None:

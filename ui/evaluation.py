@@ -38,6 +38,7 @@ from evaluation.identity import (
 )
 from evaluation.submission import submit_answers
 from models.providers import ProviderNotConfigured
+from models.usage import format_cost, total_cost
 from teams import TeamConfigError
 from teams.preflight import model_choices
 from teams.schema import TeamConfig
@@ -127,8 +128,7 @@ def summary_line(statuses: list[QuestionStatus]) -> str:
     failed = sum(s.state == "failed" for s in statuses)
     cached = sum(s.resumed for s in statuses)
     tokens = sum(s.prompt_tokens + s.completion_tokens for s in statuses)
-    costs = [s.cost_usd for s in statuses if s.state == "done" or s.cost_usd]
-    cost = "cost unknown" if any(c is None for c in costs) else f"≈ ${sum(c or 0 for c in costs):.4f}"
+    cost = format_cost(total_cost(statuses))
     parts = [f"{done}/{len(statuses)} answered", f"{failed} failed"]
     if cached:
         parts.append(f"{cached} from the cache")

@@ -17,6 +17,7 @@ from chainlit.context import context
 from chainlit.utils import utc_now
 
 from config.log import mask
+from models.usage import format_cost
 from teams import events as ev
 from teams.masking import EventMasker
 from teams.result import Result
@@ -46,16 +47,6 @@ def format_duration(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(int(round(seconds)), 60)
     return f"{minutes} min {rest:02d} s"
-
-
-def format_cost(cost_usd: float | None) -> str:
-    if cost_usd is None:
-        return "cost unknown"
-    if cost_usd == 0:
-        return "no cost"
-    if cost_usd < 0.01:
-        return f"≈ ${cost_usd:.4f}"
-    return f"≈ ${cost_usd:.2f}"
 
 
 def format_tokens(prompt: int, completion: int) -> str:
