@@ -17,7 +17,7 @@ from autogen_core.models import (
     UserMessage,
 )
 
-from agents.tools.text import bound
+from common.text import bound
 
 
 def _shorten(message: LLMMessage, limit: int) -> LLMMessage:

@@ -10,7 +10,7 @@ from rich.rule import Rule
 from rich.syntax import Syntax
 from rich.text import Text
 
-from agents.tools.text import one_line
+from common.text import one_line
 from models.usage import format_cost
 from teams import events as ev
 from teams.masking import EventMasker

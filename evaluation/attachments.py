@@ -25,7 +25,7 @@ import httpx
 from loguru import logger
 
 from agents.tools.sources import is_answer_file_name
-from agents.tools.text import one_line
+from common.text import one_line
 from config.log import mask
 from config.settings import Settings
 

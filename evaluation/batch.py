@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from loguru import logger
 
-from agents.tools.text import one_line
+from common.text import one_line
 from config.log import mask, register_secrets
 from config.settings import Settings
 from evaluation.api import TaskItem

@@ -26,7 +26,7 @@ from autogen_core.models import ChatCompletionClient
 from loguru import logger
 
 from agents.tools.registry import ToolContext
-from agents.tools.text import one_line
+from common.text import one_line
 from config.settings import Settings, get_settings
 from config.telemetry import RunTelemetry, setup_tracing
 from models.client import ManagedClient

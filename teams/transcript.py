@@ -24,7 +24,7 @@ from autogen_agentchat.messages import (
 
 from agents.tools.code import CodeOutput
 from agents.tools.registry import code_argument
-from agents.tools.text import one_line
+from common.text import one_line
 from models.usage import UsageLedger
 from teams import events as ev
 from teams.answer import find_answers, normalise_answer

@@ -17,8 +17,8 @@ from typing import Any
 from agents.tools.errors import ToolError
 from agents.tools.files import AUDIO_SUFFIXES
 from agents.tools.registry import SafeTool, ToolContext, register
-from agents.tools.text import one_line
 from agents.tools.workdir import FileRefused, resolve_attachment
+from common.text import one_line
 from config.log import mask
 from config.settings import Settings
 

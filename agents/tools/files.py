@@ -23,8 +23,8 @@ from agents.tools.errors import ToolError
 from agents.tools.markup import html_to_markdown, pdf_to_text
 from agents.tools.registry import SafeTool, ToolContext, register
 from agents.tools.sources import ANSWER_KEY_MESSAGE, looks_like_answer_key
-from agents.tools.text import one_line
 from agents.tools.workdir import FileRefused, resolve_attachment
+from common.text import one_line
 
 MAX_FILE_BYTES = 50_000_000
 MAX_ROWS_PER_SHEET = 2_000

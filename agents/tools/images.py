@@ -17,8 +17,8 @@ from autogen_core.models import SystemMessage, UserMessage
 from agents.tools.errors import ToolError
 from agents.tools.files import IMAGE_SUFFIXES
 from agents.tools.registry import SafeTool, ToolContext, register
-from agents.tools.text import one_line
 from agents.tools.workdir import FileRefused, resolve_attachment
+from common.text import one_line
 
 MAX_IMAGE_BYTES = 30_000_000
 MAX_SIDE = 2048

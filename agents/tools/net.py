@@ -40,7 +40,7 @@ import httpx
 
 from agents.tools.errors import ToolError
 from agents.tools.sources import blocked_source
-from agents.tools.text import one_line
+from common.text import one_line
 
 MAX_REDIRECTS = 5
 # Sites that refuse unknown clients still serve a browser-like agent; the suffix says who we are.

@@ -16,7 +16,7 @@ from agents.tools.net import Fetched, FetchError, fetch
 from agents.tools.passages import select_passages
 from agents.tools.registry import SafeTool, ToolContext, register
 from agents.tools.sources import ANSWER_KEY_MESSAGE, looks_like_answer_key
-from agents.tools.text import DEFAULT_MAX_CHARS
+from common.text import DEFAULT_MAX_CHARS
 
 PASSAGE_CHARS = 8_000
 _ACCEPT = "text/html,application/xhtml+xml,application/pdf;q=0.9,text/plain;q=0.8,*/*;q=0.5"

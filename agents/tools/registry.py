@@ -25,7 +25,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from agents.tools.errors import ToolError, ToolFailed
-from agents.tools.text import DEFAULT_MAX_CHARS, bound, one_line
+from common.text import DEFAULT_MAX_CHARS, bound, one_line
 from config.settings import Settings
 from config.telemetry import maybe_span
 

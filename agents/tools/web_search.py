@@ -22,7 +22,7 @@ from agents.tools.errors import ToolError
 from agents.tools.net import API_USER_AGENT, FetchError, fetch
 from agents.tools.registry import SafeTool, ToolContext, register
 from agents.tools.sources import blocked_source
-from agents.tools.text import one_line
+from common.text import one_line
 from config.settings import Settings
 
 SNIPPET_CHARS = 300

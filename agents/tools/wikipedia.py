@@ -35,7 +35,7 @@ from agents.tools.markup import WIKI_DROP_SELECTORS, html_to_markdown
 from agents.tools.net import API_USER_AGENT, FetchError, fetch
 from agents.tools.pages import present
 from agents.tools.registry import SafeTool, ToolContext, register
-from agents.tools.text import one_line
+from common.text import one_line
 from config.settings import Settings
 
 _LANG = re.compile(r"^[a-z][a-z0-9-]{1,20}$")

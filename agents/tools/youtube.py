@@ -20,7 +20,7 @@ import requests
 from agents.tools.audio import transcriber
 from agents.tools.errors import ToolError
 from agents.tools.registry import SafeTool, ToolContext, register
-from agents.tools.text import one_line
+from common.text import one_line
 
 YOUTUBE = "https://www.youtube.com"
 MAX_BYTES = 8_000_000
