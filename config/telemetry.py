@@ -112,10 +112,6 @@ def _masked(span: Any) -> Any:
     )
 
 
-def tracing_enabled() -> bool:
-    return bool(_enabled)
-
-
 class RunTelemetry:
     """The spans of one question. Model calls, tools and sandbox runs attach to the speaking agent's turn."""
 
