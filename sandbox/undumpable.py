@@ -13,7 +13,6 @@ import ctypes.util
 import sys
 
 PR_SET_DUMPABLE = 4
-PR_GET_DUMPABLE = 3
 
 
 def _prctl(option: int, arg: int = 0) -> int:
@@ -29,7 +28,3 @@ def make_undumpable() -> bool:
         return _prctl(PR_SET_DUMPABLE, 0) == 0
     except OSError:
         return False
-
-
-def is_dumpable() -> bool:
-    return sys.platform.startswith("linux") and _prctl(PR_GET_DUMPABLE) == 1
