@@ -1,1 +1,1 @@
-"""The four roles (planner, researcher, coder, critic), their prompts and their tools."""
+"""The agents: the roles (agents/roles.py), their prompts, the code that builds one, and their tools."""
