@@ -1,7 +1,8 @@
 """Where the coder's Python runs. `create_executor` picks a backend; see README "Sandbox".
 
 `auto` takes the first that works here: docker (an engine answers and the image exists) > bwrap
-(bubblewrap can create its namespaces) > subprocess (not isolated; only when the config allows it).
+(bubblewrap can create its namespaces) > wasm (Pyodide under Deno: deno and the runtime are installed)
+> subprocess (not isolated; only when the config allows it).
 Each probe's answer is cached for a short while so a batch of questions does not re-probe per question.
 """
 
@@ -16,8 +17,8 @@ from loguru import logger
 from sandbox.base import Limits, SandboxError, SandboxExecutor, SandboxResult
 from sandbox.subprocess_backend import SubprocessSandbox
 
-Backend = Literal["auto", "docker", "bwrap", "subprocess"]
-BACKENDS: tuple[str, ...] = ("auto", "docker", "bwrap", "subprocess")
+Backend = Literal["auto", "docker", "bwrap", "wasm", "subprocess"]
+BACKENDS: tuple[str, ...] = ("auto", "docker", "bwrap", "wasm", "subprocess")
 PROBE_TTL_S = 30.0
 
 
@@ -28,7 +29,7 @@ class SandboxUnavailable(RuntimeError):
 _probes: dict[tuple[str, str], tuple[float, str | None]] = {}
 
 
-def _cached(kind: str, key: str, probe) -> str | None:  # type: ignore[no-untyped-def]
+def _cached(kind: str, key: str, probe) -> str | None:
     now = time.monotonic()
     hit = _probes.get((kind, key))
     if hit is not None and now - hit[0] < PROBE_TTL_S:
@@ -52,7 +53,14 @@ def bwrap_problem(python: str | None = None) -> str | None:
     return _cached("bwrap", python or "", lambda: probe(python))
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def wasm_problem(runtime_dir: Path | None = None) -> str | None:
+    """None when the wasm backend can run here, else why not (and which command installs what is missing)."""
+    from sandbox.wasm_backend import wasm_problem as probe
+
+    return _cached("wasm", str(runtime_dir or ""), lambda: probe(runtime_dir))
+
+
+def _settings():
     from config.settings import get_settings
 
     return get_settings()
@@ -66,9 +74,11 @@ def create_executor(
     allow_subprocess: bool = False,
     image: str | None = None,
     python: str | None = None,
+    wasm_dir: Path | None = None,
 ) -> SandboxExecutor:
     """A sandbox for one question. `image`: the docker image (default: settings' SANDBOX_IMAGE);
-    `python`: the interpreter bwrap and subprocess run (default: this one)."""
+    `python`: the interpreter bwrap and subprocess run (default: this one); `wasm_dir`: the wasm runtime
+    (default: settings' SANDBOX_WASM_DIR)."""
     if backend not in BACKENDS:
         raise SandboxUnavailable(f"unknown sandbox backend {backend!r} (choose one of {', '.join(BACKENDS)})")
     if image is None or python is None:
@@ -96,6 +106,16 @@ def create_executor(
         if backend == "bwrap":
             raise SandboxUnavailable(f"sandbox backend 'bwrap' is not available: {problem}")
         skipped.append(f"bwrap: {problem}")
+    if backend in ("auto", "wasm"):
+        problem = wasm_problem(wasm_dir)
+        if problem is None:
+            from sandbox.wasm_backend import WasmSandbox
+
+            logger.info("sandbox: wasm{}", f" ({'; '.join(skipped)})" if skipped else "")
+            return WasmSandbox(files=files, limits=limits, runtime_dir=wasm_dir)
+        if backend == "wasm":
+            raise SandboxUnavailable(f"sandbox backend 'wasm' is not available: {problem}")
+        skipped.append(f"wasm: {problem}")
     if not allow_subprocess and backend == "subprocess":
         raise SandboxUnavailable(
             "the subprocess backend is not isolated and is refused unless allowed "
@@ -125,4 +145,5 @@ __all__ = [
     "bwrap_problem",
     "create_executor",
     "docker_problem",
+    "wasm_problem",
 ]

@@ -1,8 +1,9 @@
 """`python -m sandbox run SCRIPT.py` runs a program the way the coder's code runs; `status` lists backends.
 
-    python -m sandbox run [--backend auto|docker|bwrap|subprocess] [--timeout S] [--memory MB]
+    python -m sandbox run [--backend auto|docker|bwrap|wasm|subprocess] [--timeout S] [--memory MB]
                           [--file PATH ...] [--allow-subprocess] SCRIPT.py|-
     python -m sandbox status
+    python -m sandbox install-wasm [--packages NAME ...] [--pyodide-index URL] [--dir DIR]
 
 `run` prints the program's output on stdout, one line on stderr saying which backend ran it, and exits
 with the program's exit code (124 when it was killed at the time limit, 130 when stopped with Ctrl-C).
@@ -20,7 +21,15 @@ from autogen_core import CancellationToken
 
 from config.log import setup_logging
 from config.settings import get_settings
-from sandbox import BACKENDS, Limits, SandboxUnavailable, bwrap_problem, create_executor, docker_problem
+from sandbox import (
+    BACKENDS,
+    Limits,
+    SandboxUnavailable,
+    bwrap_problem,
+    create_executor,
+    docker_problem,
+    wasm_problem,
+)
 from sandbox.base import SandboxError
 
 EXIT_SANDBOX_ERROR = 125  # like `docker run`: the sandbox itself failed, not the program
@@ -42,6 +51,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="allow the NOT isolated subprocess backend (also SANDBOX_ALLOW_SUBPROCESS=1)")
     run.add_argument("--verbose", action="store_true", help="log the sandbox's own steps to stderr")
     sub.add_parser("status", help="say which backends work on this machine")
+    from sandbox.wasm_runtime import DEFAULT_PACKAGES, PYODIDE_VERSION
+
+    wasm = sub.add_parser("install-wasm", help=f"install the wasm backend's runtime (Pyodide {PYODIDE_VERSION}) and packages")
+    wasm.add_argument("--packages", nargs="*", default=list(DEFAULT_PACKAGES), metavar="NAME",
+                      help="packages for wasm programs: pure-Python ones come from PyPI, numpy/pandas and other "
+                           "compiled ones from --pyodide-index (default: %(default)s)")
+    wasm.add_argument("--pyodide-index", metavar="URL",
+                      help=f"Pyodide's package index, e.g. https://cdn.jsdelivr.net/pyodide/v{PYODIDE_VERSION}/full/")
+    wasm.add_argument("--dir", type=Path, metavar="DIR", help="where to install (default: SANDBOX_WASM_DIR or "
+                      "ROUNDTABLE_CACHE_DIR/wasm)")
+    wasm.add_argument("--pip-arg", action="append", default=[], metavar="ARG",
+                      help="passed to `pip download` (e.g. --pip-arg=--index-url=URL); repeatable")
     return p.parse_args(argv)
 
 
@@ -71,12 +92,27 @@ async def run(args: argparse.Namespace, code: str) -> int:
 
 def status() -> int:
     settings = get_settings()
-    problems = {"docker": docker_problem(settings.sandbox_image), "bwrap": bwrap_problem(settings.sandbox_python)}
+    problems = {"docker": docker_problem(settings.sandbox_image), "bwrap": bwrap_problem(settings.sandbox_python),
+                "wasm": wasm_problem()}
     for name, problem in problems.items():
         print(f"{name:10} {'ok' if problem is None else 'unavailable: ' + problem}")
     allowed = "allowed" if settings.sandbox_allow_subprocess else "refused unless SANDBOX_ALLOW_SUBPROCESS=1"
     print(f"{'subprocess':10} NOT isolated; {allowed}")
     return 0 if any(p is None for p in problems.values()) else 1
+
+
+def install_wasm(args: argparse.Namespace) -> int:
+    from sandbox.wasm_runtime import WasmInstallError, default_dir, install
+
+    root = args.dir or default_dir()
+    try:
+        manifest = install(root, list(args.packages), pyodide_index=args.pyodide_index, pip_args=list(args.pip_arg))
+    except WasmInstallError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    packages = [*manifest["lock_packages"], *manifest["wheels"]]
+    print(f"wasm runtime: Pyodide {manifest['pyodide']} in {root}; packages: {', '.join(packages) or 'none'}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.model_copy(update={"log_level": level}))
     if args.command == "status":
         return status()
+    if args.command == "install-wasm":
+        return install_wasm(args)
     missing = [str(f) for f in args.file if not f.is_file()]
     if missing or (args.script != "-" and not Path(args.script).is_file()):
         print(f"error: file not found: {', '.join(missing or [args.script])}", file=sys.stderr)

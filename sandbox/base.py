@@ -98,6 +98,15 @@ class OutputCollector:
             if len(self._last) > 4 * self._keep:
                 del self._last[: -self._keep]
 
+    def skip(self, count: int) -> None:
+        """Count `count` bytes that were dropped before they got here (a producer that caps its own output);
+        what is fed afterwards is the stream's tail."""
+        if count <= 0:
+            return
+        with self._lock:
+            self.total += count
+            self._last.clear()
+
     async def read_from(self, stream: asyncio.StreamReader) -> None:
         """Feed everything `stream` yields until it ends (the program closed its output)."""
         while chunk := await stream.read(1 << 16):
@@ -154,12 +163,12 @@ def stage_files(files: list[Path], target: Path) -> list[Path]:
 _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sandbox")
 
 
-async def blocking(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+async def blocking(fn, /, *args, **kwargs):
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_POOL, lambda: fn(*args, **kwargs))
 
 
-def in_thread(fn, /, *args) -> asyncio.Future:  # type: ignore[no-untyped-def]
+def in_thread(fn, /, *args) -> asyncio.Future:
     """Run a long blocking call (reading a program's output) in its own daemon thread.
 
     Daemon threads never hold up interpreter exit, and long readers never occupy the shared pool.
@@ -189,7 +198,7 @@ def in_thread(fn, /, *args) -> asyncio.Future:  # type: ignore[no-untyped-def]
     return future
 
 
-def submit_blocking(fn, /, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def submit_blocking(fn, /, *args, **kwargs) -> None:
     """Fire and forget (used while a task is being cancelled and cannot await any more)."""
     _POOL.submit(fn, *args, **kwargs)
 

@@ -277,8 +277,8 @@ class BwrapSandbox(SandboxExecutor):
             args, fds, env, user = self._prepare("print('ok')")
             args[args.index("--info-fd") + 1] = str(info_w)
             try:
-                proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, env=env, cwd="/",
-                                      pass_fds=(*fds.values(), info_w), timeout=30, check=False, **user)  # type: ignore[arg-type]
+                proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, env=env, cwd="/",  # type: ignore[call-overload]
+                                      pass_fds=(*fds.values(), info_w), timeout=30, check=False, **user)
             finally:
                 for fd in fds.values():
                     os.close(fd)

@@ -1,10 +1,11 @@
 """PID 1 of the app's container: `python -m sandbox.pid1 <command...>`.
 
 The container's secrets arrive as environment variables of PID 1, and `/proc/1/environ` is readable by
-every process of the same user — including model-written code where the sandbox has to fall back to the
-subprocess backend (a Space, where bubblewrap's namespaces are not allowed). This init marks itself
-non-dumpable (see sandbox/undumpable.py), runs the command as its child, forwards SIGTERM/SIGINT/SIGHUP,
-reaps orphaned processes (the job tini would do) and exits with the command's status.
+every process of the same user. The image's sandboxes (wasm on a Space, bwrap or docker elsewhere) never
+show it to model-written code; this guards the rest: any other process of the app's user, and code run by
+the unisolated subprocess backend where someone opts in to it (SANDBOX_ALLOW_SUBPROCESS=1). This init marks
+itself non-dumpable (see sandbox/undumpable.py), runs the command as its child, forwards SIGTERM/SIGINT/
+SIGHUP, reaps orphaned processes (the job tini would do) and exits with the command's status.
 """
 
 from __future__ import annotations

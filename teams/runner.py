@@ -147,6 +147,7 @@ class Run:
             allow_subprocess=allow,
             image=self.settings.sandbox_image,
             python=self.settings.sandbox_python,
+            wasm_dir=self.settings.sandbox_wasm_dir,
         )
 
     async def _choose_executor(self) -> str | None:

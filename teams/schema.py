@@ -82,7 +82,7 @@ class AnswerSpec(Strict):
 
 
 class SandboxSpec(Strict):
-    backend: Literal["auto", "docker", "bwrap", "subprocess"] = "auto"
+    backend: Literal["auto", "docker", "bwrap", "wasm", "subprocess"] = "auto"
     allow_subprocess: bool = False
     timeout_seconds: float = Field(60, gt=0, le=3600)
     memory_mb: int = Field(1024, ge=64, le=65536)

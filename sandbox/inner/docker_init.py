@@ -23,7 +23,7 @@ def reap(*_):
             return
 
 
-def kill_all(*_):
+def kill_all(*_args: object) -> None:
     for _ in range(3):  # new children may appear while the first sweep runs
         try:
             os.kill(-1, signal.SIGKILL)

@@ -23,6 +23,7 @@ from sandbox.base import OutputCollector
 from sandbox.bwrap_backend import BwrapSandbox
 from sandbox.docker_backend import LABEL, DockerSandbox, _reap_orphans
 from sandbox.subprocess_backend import SubprocessSandbox
+from sandbox.wasm_backend import WasmSandbox
 from tests.sandbox.conftest import TEST_LIMITS, eventually, image, require
 
 
@@ -65,13 +66,23 @@ def test_the_subprocess_backend_is_refused_unless_allowed_and_labelled_when_it_i
     assert executor.isolated is False and executor.describe() == "subprocess (NOT isolated)"
 
 
+def test_auto_falls_back_to_wasm_without_docker_and_bwrap(monkeypatch) -> None:
+    require("wasm")
+    monkeypatch.setattr(sandbox_pkg, "docker_problem", lambda image: "no Docker engine answers")
+    monkeypatch.setattr(sandbox_pkg, "bwrap_problem", lambda python=None: "bubblewrap is not installed")
+    executor = create_executor("auto")
+    assert isinstance(executor, WasmSandbox) and executor.isolated and executor.describe() == "wasm"
+
+
 def test_auto_without_any_isolated_backend_refuses_or_warns(monkeypatch) -> None:
     monkeypatch.setattr(sandbox_pkg, "docker_problem", lambda image: "no Docker engine answers")
     monkeypatch.setattr(sandbox_pkg, "bwrap_problem", lambda python=None: "bubblewrap is not installed")
+    monkeypatch.setattr(sandbox_pkg, "wasm_problem", lambda runtime_dir=None: "deno is not installed")
     with pytest.raises(SandboxUnavailable) as info:
         create_executor("auto")
     message = str(info.value)
     assert "no Docker engine answers" in message and "bubblewrap is not installed" in message
+    assert "deno is not installed" in message
     assert "SANDBOX_ALLOW_SUBPROCESS=1" in message
 
     from loguru import logger
@@ -161,7 +172,7 @@ async def test_a_missing_image_is_a_clear_error() -> None:
 
 
 # --- every backend, including subprocess ---------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["docker", "bwrap", "subprocess"])
+@pytest.mark.parametrize("kind", ["docker", "bwrap", "wasm", "subprocess"])
 async def test_execute_code_blocks_runs_blocks_in_order_and_stops_at_the_first_failure(kind) -> None:
     if kind != "subprocess":
         require(kind)
@@ -200,7 +211,7 @@ async def test_an_already_cancelled_run_does_not_start_the_program(tmp_path) -> 
 
 
 # --- the command line ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["docker", "bwrap"])
+@pytest.mark.parametrize("kind", ["docker", "bwrap", "wasm"])
 def test_the_cli_prints_the_output_names_the_backend_and_passes_the_exit_code(kind, tmp_path) -> None:
     require(kind)
     data = tmp_path / "numbers.csv"
