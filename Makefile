@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[local,dev]'
+	$(PY) -m sandbox install-wasm
 	touch $(STAMP)
 
 # `env -u CI`: chainlit reads CI=true as its CI mode and replaces OPENAI_API_KEY with a fake key.
@@ -22,6 +23,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -134,7 +134,7 @@ async def cmd_questions(args: argparse.Namespace) -> int:
         table.add_column(col, overflow="fold" if col == "question" else "ellipsis")
     for i, t in enumerate(tasks, 1):
         where = "" if not t.file_name else f"{t.file_name} ({sources.get(t.task_id, 'not checked')})"
-        style = "red" if "missing" in where else None
+        style = "red" if "missing" in where else ""
         table.add_row(str(i), t.task_id, t.level, Text(" ".join(t.question.split())[:160]), Text(where, style=style))
     console.print(table)
     return EXIT_OK
@@ -217,7 +217,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
             live.console.print(Text("stopping: running questions are cancelled, finished answers are saved "
                                     "(press Ctrl-C again to quit at once)", style="yellow"))
             batch.cancel()
-        else:
+        elif main_task is not None:
             main_task.cancel()
 
     loop = asyncio.get_running_loop()

@@ -123,7 +123,7 @@ def _exception_text(exc: Any) -> str:
     return "".join(traceback.format_exception(exc.type, exc.value, exc.traceback)).rstrip("\n")
 
 
-def _patch(record: dict) -> None:  # type: ignore[type-arg]
+def _patch(record: dict) -> None:
     record["message"] = mask(record["message"])
     if record["exception"] is not None:
         # Loguru renders the exception after the patcher, from the live object: render it here, masked, and
@@ -168,7 +168,7 @@ TEXT_FORMAT = (
 )
 
 
-def setup_logging(settings: Settings, *, sink=sys.stderr) -> None:  # type: ignore[no-untyped-def]
+def setup_logging(settings: Settings, *, sink: Any = sys.stderr) -> None:
     logger.remove()
     logger.configure(patcher=_patch, extra={"run_id": "-", "question_id": "-"})  # type: ignore[arg-type]
     level = settings.log_level.upper()

@@ -112,8 +112,8 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """The raw secrets this process knows, so log sinks can mask them wherever they appear."""
-        keys = (self.openai_api_key, self.anthropic_api_key, self.hf_token)
-        keys += (self.serper_api_key, self.tavily_api_key, self.brave_api_key)
+        keys = (self.openai_api_key, self.anthropic_api_key, self.hf_token,
+                self.serper_api_key, self.tavily_api_key, self.brave_api_key)
         values = [s.get_secret_value() for s in keys if s]
         return [v for v in values if len(v) >= 6]
 
@@ -126,4 +126,4 @@ def _env_file() -> str | None:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings(_env_file=_env_file())  # type: ignore[call-arg]
+    return Settings(_env_file=_env_file())

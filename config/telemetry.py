@@ -48,14 +48,17 @@ def setup_tracing(provider: Any | None = None) -> bool:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
 
+        exporter: Any
         if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").startswith("grpc"):
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+            exporter = GrpcExporter()
         else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                OTLPSpanExporter,  # type: ignore[assignment]
-            )
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+            exporter = HttpExporter()
         tp = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "roundtable")}))
-        tp.add_span_processor(span_processor(OTLPSpanExporter()))  # endpoint and headers come from OTEL_* env
+        tp.add_span_processor(span_processor(exporter))  # endpoint and headers come from OTEL_* env
         trace.set_tracer_provider(tp)
         _enabled = True
         return True
@@ -65,7 +68,7 @@ def span_processor(exporter: Any) -> Any:
     """The processor every exporter is installed with: batched, and masked before a span is exported."""
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    return BatchSpanProcessor(MaskingSpanExporter(exporter))
+    return BatchSpanProcessor(MaskingSpanExporter(exporter))  # type: ignore[arg-type]
 
 
 class MaskingSpanExporter:

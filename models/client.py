@@ -24,7 +24,7 @@ from autogen_core.models import (
     ChatCompletionClient,
     CreateResult,
     LLMMessage,
-    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelCapabilities,
     ModelInfo,
     RequestUsage,
 )
@@ -113,8 +113,8 @@ def retry_delay(exc: BaseException, attempt: int, base: float, cap: float) -> fl
         return None
     requested = retry_after_seconds(exc)
     if requested is not None:
-        return min(requested, cap)
-    return min(cap, base * (2**attempt)) * (0.5 + random.random() / 2)
+        return min(float(requested), cap)
+    return min(cap, base * 2.0**attempt) * (0.5 + random.random() / 2)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -336,7 +336,7 @@ class ManagedClient(ChatCompletionClient):
         return self._inner.remaining_tokens(messages, tools=tools)
 
     @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+    def capabilities(self) -> ModelCapabilities:
         return self._inner.capabilities
 
     @property

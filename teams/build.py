@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autogen_agentchat.base import TerminationCondition
+from autogen_agentchat.base import ChatAgent, Team, TerminationCondition
 from autogen_agentchat.conditions import ExternalTermination, TimeoutTermination
 from autogen_agentchat.teams import BaseGroupChat, RoundRobinGroupChat, SelectorGroupChat
 from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, ModelInfo, RequestUsage
@@ -91,7 +91,7 @@ def build_team(
     on_select: Callable[[str], None] | None = None,
 ) -> BuiltTeam:
     clients: dict[str, ChatCompletionClient] = {}
-    agents = []
+    agents: list[ChatAgent | Team] = []
     for spec in cfg.agents:
         clients[spec.name] = client_for(cfg.model_spec(spec.model), spec.name)
         agents.append(build_agent(cfg, spec, clients[spec.name], tool_ctx))

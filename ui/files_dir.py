@@ -44,7 +44,7 @@ def _locked_by_someone(folder: Path) -> bool:
 
 def remove_abandoned(root: Path, keep: Path | None = None) -> list[Path]:
     """Delete the instance folders under `root` whose instance is gone; returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     if not root.is_dir():
         return removed
     for folder in root.iterdir():
@@ -78,7 +78,7 @@ def install() -> Path:
     folder = claim(root)
     # server.py imported the name at its own import; session.py reads it from chainlit.config on each use.
     chainlit.config.FILES_DIRECTORY = folder
-    chainlit.server.FILES_DIRECTORY = folder  # type: ignore[attr-defined]
+    chainlit.server.FILES_DIRECTORY = folder
     if removed := remove_abandoned(root, keep=folder):
         logger.info("removed {} upload folder(s) of app instances that are gone", len(removed))
     return folder

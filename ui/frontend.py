@@ -18,6 +18,7 @@ server's check treats an empty `accept` as "any type" (size and count limits sti
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi.responses import Response
 
@@ -111,7 +112,7 @@ def _accept_any_when_empty() -> None:
     if getattr(stock, "_roundtable", False):
         return
 
-    def validate_file_mime_type(file, spec):  # type: ignore[no-untyped-def]
+    def validate_file_mime_type(file: Any, spec: Any) -> None:
         upload = server.config.features.spontaneous_file_upload
         if spec is None and upload is not None and upload.accept is not None and len(upload.accept) == 0:
             return  # accept = {}: any type (see the module docstring)

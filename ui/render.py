@@ -136,8 +136,8 @@ class RunView:
                 if not event.shown_as_code:
                     await self._tool_call(event)
                 elif not self.show_code:
-                    turn = await self._current(event.agent)
-                    turn.streamed, turn.needs_break = False, True
+                    current = await self._current(event.agent)
+                    current.streamed, current.needs_break = False, True
             case ev.ToolResult():
                 if not event.shown_as_code:
                     await self._tool_result(event)
@@ -277,8 +277,8 @@ class RunView:
             step.input = event.code
             await step.send()
             return
-        step = turn.tools.pop(event.call_id, None)
-        if step is None:
+        found = turn.tools.pop(event.call_id, None)
+        if found is None:
             step = await self._tool_step(event.agent, event.call_id, event.tool, "python")
             turn.tools.pop(event.call_id, None)
             step.input = event.code

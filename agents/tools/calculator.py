@@ -26,6 +26,7 @@ import operator
 from collections.abc import Callable
 from decimal import Context, Decimal
 from fractions import Fraction
+from typing import Any
 
 from agents.tools.errors import ToolError
 from agents.tools.registry import SafeTool, ToolContext, register
@@ -49,7 +50,7 @@ _BINARY: dict[type[ast.operator], Callable[[Number, Number], Number]] = {
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
 }
-_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Number]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 _FLOAT_FUNCTIONS: dict[str, Callable[..., float]] = {
     "sqrt": math.sqrt,
     "log": math.log,
@@ -245,7 +246,7 @@ def _eval(node: ast.AST) -> Number:
     if isinstance(node, (ast.BinOp, ast.UnaryOp)):
         raise CalculatorError(f"unsupported operator {type(node.op).__name__} (use + - * / // % **)")
     if isinstance(node, ast.Name) or (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
-        name = node.id if isinstance(node, ast.Name) else node.func.id  # type: ignore[union-attr]
+        name = node.id if isinstance(node, ast.Name) else node.func.id if isinstance(node.func, ast.Name) else "?"
         raise CalculatorError(f"unknown name {name!r}")
     raise CalculatorError(f"unsupported expression element: {ast.dump(node)[:60]}")
 

@@ -12,7 +12,7 @@ import asyncio
 from pathlib import Path
 
 from autogen_core import Image as AGImage
-from autogen_core.models import SystemMessage, UserMessage
+from autogen_core.models import LLMMessage, SystemMessage, UserMessage
 
 from agents.tools.errors import ToolError
 from agents.tools.files import IMAGE_SUFFIXES
@@ -78,7 +78,7 @@ def make_describe_image(ctx: ToolContext) -> SafeTool:
         except ValueError as exc:
             raise ToolError(f"{path.name} {exc}") from None
         prompt = question.strip() or "Describe this image in detail."
-        messages = [
+        messages: list[LLMMessage] = [
             SystemMessage(content=VISION_SYSTEM),
             UserMessage(content=[f"Image file: {path.name} ({note}).\nQuestion: {prompt}", image], source="describe_image"),
         ]

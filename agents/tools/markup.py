@@ -116,15 +116,15 @@ def table_to_markdown(table: Tag) -> str:
 class _Converter(MarkdownConverter):
     keep_links = True
 
-    def convert_img(self, el: Tag, text: str, parent_tags: set[str]) -> str:  # type: ignore[override]
-        alt = (el.get("alt") or "").strip()
+    def convert_img(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        alt = str(el.get("alt") or "").strip()
         return f"[image: {alt}]" if alt else ""
 
-    def convert_a(self, el: Tag, text: str, parent_tags: set[str]) -> str:  # type: ignore[override]
+    def convert_a(self, el: Tag, text: str, parent_tags: set[str]) -> str:
         href = str(el.get("href") or "")
         if not self.keep_links or not text.strip() or not href or href.startswith(("#", "javascript:")):
             return text
-        return super().convert_a(el, text, parent_tags)
+        return str(super().convert_a(el, text, parent_tags))  # type: ignore[misc]
 
 
 def html_to_markdown(

@@ -58,10 +58,11 @@ class _YouTubeSession(requests.Session):
             return self.base_url + url[len(YOUTUBE) :]
         return url
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         kwargs["stream"] = True
-        response = super().request(method, self._rewrite(str(url)), *args, **kwargs)
+        verb = method.decode() if isinstance(method, bytes) else method
+        response = super().request(verb, self._rewrite(str(url)), *args, **kwargs)
         content = response.raw.read(MAX_BYTES + 1, decode_content=True)
         response.close()
         if len(content) > MAX_BYTES:
@@ -101,9 +102,10 @@ def _fetch_sync(vid: str, lang: str, base_url: str, timeout: float) -> str:
     try:
         chosen = listing.find_transcript(wanted)
     except Exception:
-        chosen = next(iter(listing), None)
-        if chosen is None:
+        first = next(iter(listing), None)
+        if first is None:
             raise
+        chosen = first
     fetched = chosen.fetch()
     kind = "auto-generated" if fetched.is_generated else "manual"
     lines = [f"[{_timestamp(s.start)}] {' '.join(s.text.split())}" for s in fetched if s.text.strip()]
