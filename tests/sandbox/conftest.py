@@ -12,6 +12,7 @@ Under ROUNDTABLE_REQUIRE_SYSTEM=1 (CI) a missing engine, image, bubblewrap, deno
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import socket
@@ -268,15 +269,21 @@ class NetnsHost:
         return self.events.count(kind)
 
 
+_NETNS_SERIAL = itertools.count()
+
+
 @pytest.fixture
 def netns_host() -> Iterator[NetnsHost]:
     if os.geteuid() != 0:
         pytest.skip("creating a network namespace needs root")
     if shutil.which("ip") is None:
         skip_or_fail("iproute2 (`ip`) is needed to create the test's network namespace")
-    tag = f"{os.getpid() % 100000}"
+    # Fresh names, subnet and port for every test: a namespace or veth of the previous one may still be
+    # going away (its deletion is asynchronous), and reusing its names or port makes the setup race.
+    serial = next(_NETNS_SERIAL)
+    tag = f"{os.getpid() % 10000}{serial % 100:02d}"
     name, outer, inner = f"rt-sbx-{tag}", f"rtsbx{tag}a", f"rtsbx{tag}b"
-    subnet = (os.getpid() // 7) % 250
+    subnet = (os.getpid() + serial) % 250
     host_ip, ns_ip = f"198.18.{subnet}.1", f"198.18.{subnet}.2"
 
     def ip(*args: str) -> None:
@@ -297,7 +304,7 @@ def netns_host() -> Iterator[NetnsHost]:
             ip("-n", name, "link", "set", "lo", "up")
         except RuntimeError as exc:
             skip_or_fail(f"cannot create the test's network namespace: {exc}")
-        port = 40000 + os.getpid() % 20000
+        port = 40000 + (os.getpid() * 7 + serial) % 20000
         proc = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", NETNS_SERVER, ns_ip, str(port), "120"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
         assert proc.stdout is not None
