@@ -278,7 +278,9 @@ class RunView:
             await step.send()
             return
         found = turn.tools.pop(event.call_id, None)
-        if found is None:
+        if found is not None:
+            step = found
+        else:
             step = await self._tool_step(event.agent, event.call_id, event.tool, "python")
             turn.tools.pop(event.call_id, None)
             step.input = event.code

@@ -250,9 +250,10 @@ async def wikipedia_page_text(ctx: ToolContext, title: str, as_of: str | None, l
     if not isinstance(parsed, dict) or not isinstance(parsed.get("text"), str):
         raise WikiError("the Wikipedia API answer has no page text (unexpected format)")
     page_title = str(parsed.get("title") or title)
-    revid_now = parsed.get("revid")
     if not revision_note:
-        revision_note = f"Revision: {revid_now} (the current one)" if revid_now else "Revision: current"
+        current = parsed.get("revid")
+        revision_note = f"Revision: {current} (the current one)" if current else "Revision: current"
+        revid = int(current) if current else 0
     html = parsed["text"]
     _, markdown = await asyncio.to_thread(
         html_to_markdown, html, base_url=site_url(api) + "/wiki/", drop_selectors=WIKI_DROP_SELECTORS, keep_links=False

@@ -142,7 +142,7 @@ async def test_a_host_on_the_network_is_unreachable(sandbox_factory, netns_host:
     # process: this one's sockets are guarded to loopback by tests/conftest.py)
     control = PROBE_SOCKETS + f"tcp({host!r}, {port})\nudp({host!r}, {port})\n"
     await asyncio.to_thread(subprocess.run, [sys.executable, "-c", control], check=True, timeout=10)
-    assert await eventually(lambda: netns_host.count("tcp") == 1 and netns_host.count("udp") == 1, timeout=3)
+    assert await eventually(lambda: netns_host.count("tcp") == 1 and netns_host.count("udp") == 1, timeout=15)
     sandbox = sandbox_factory()
     result = await run(sandbox, PROBE_SOCKETS + f"attempt('tcp', lambda: tcp({host!r}, {port}))\n"
                                                 f"attempt('udp', lambda: udp({host!r}, {port}))\n")
