@@ -8,8 +8,8 @@ ARG BASE=python:3.11-slim
 FROM ${BASE}
 
 ARG DEBIAN_FRONTEND=noninteractive
-# bubblewrap: the coder's sandbox where no Docker engine exists (a Space); Debian's python3 only when the
-# base has none.
+# bubblewrap: the coder's sandbox where no Docker engine exists but namespaces are allowed (a container
+# started with them allowed, a VM); Debian's python3 only when the base has none.
 RUN set -eux; \
     need="bubblewrap ca-certificates"; \
     command -v python3 >/dev/null 2>&1 || need="$need python3"; \
@@ -44,13 +44,52 @@ RUN set -eux; \
     pip check; \
     rm -f /tmp/requirements.txt
 
+# The coder's sandbox where a Space runs (no Docker engine; Docker's default seccomp forbids bubblewrap's
+# namespaces): CPython on WebAssembly (Pyodide) under Deno (the `deno` wheel, installed above). Its runtime
+# is fetched here, once, into a root-owned directory the app (uid 1000) can read but not change; a run never
+# downloads anything. numpy and pandas for Pyodide are not on PyPI: they come from Pyodide's package index
+# when this build reaches it (a Space's build does); otherwise the build says so and goes on, and wasm
+# programs get the standard library and openpyxl. Its own layer: rebuilt only when the installer
+# (sandbox/wasm_runtime.py) or the dependencies change.
+#   --build-arg PYODIDE_INDEX_URL=<a mirror of Pyodide's index>, or empty to skip numpy and pandas.
+ARG PYODIDE_INDEX_URL=https://cdn.jsdelivr.net/pyodide/v{version}/full/
+ARG PYODIDE_PACKAGES="numpy pandas"
+# The npm registry the pinned, integrity-checked pyodide package comes from (empty: registry.npmjs.org).
+ARG NPM_CONFIG_REGISTRY=
+ENV SANDBOX_WASM_DIR=/opt/roundtable-wasm
+COPY sandbox/wasm_runtime.py /tmp/wasm-install/
+USER root
+RUN set -eu; \
+    [ -n "$PIP_INDEX_URL" ] || unset PIP_INDEX_URL; \
+    export PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt; \
+    printf '%s\n' \
+      'import sys, wasm_runtime as w' \
+      'from pathlib import Path' \
+      'index = sys.argv[1].replace("{version}", w.PYODIDE_VERSION)' \
+      'try:' \
+      '    m = w.install(Path(sys.argv[2]), sys.argv[3:], pyodide_index=index or None)' \
+      'except w.WasmInstallError as exc:' \
+      '    sys.exit(f"install-wasm: {exc}")' \
+      'print("install-wasm: Pyodide", m["pyodide"], "with", ", ".join(m["lock_packages"] + m["wheels"]))' \
+      > /tmp/wasm-install/install.py; \
+    python3 /tmp/wasm-install/install.py "" "$SANDBOX_WASM_DIR" openpyxl; \
+    if [ -z "$PYODIDE_INDEX_URL" ] || [ -z "$PYODIDE_PACKAGES" ]; then \
+      echo "install-wasm: no Pyodide index given: wasm programs get no numpy or pandas"; \
+    elif ! python3 /tmp/wasm-install/install.py "$PYODIDE_INDEX_URL" "$SANDBOX_WASM_DIR" $PYODIDE_PACKAGES; then \
+      echo "install-wasm: WARNING: Pyodide's package index did not serve $PYODIDE_PACKAGES (see above): wasm" \
+           "programs in this image get none of them; the build goes on"; \
+    fi; \
+    chmod -R a+rX,go-w "$SANDBOX_WASM_DIR"; \
+    rm -rf /tmp/wasm-install
+USER user
+
 COPY --chown=user . .
 ARG ROUNDTABLE_COMMIT=unknown
-# In a Space, Docker's seccomp profile usually forbids bubblewrap's namespaces; the sandbox then falls back to
-# the subprocess backend (environment scrubbed, rlimits, timeout) with a warning in the logs and the UI.
+# `auto` takes docker > bwrap > wasm. The unisolated subprocess backend is never enabled here: a developer
+# opts in on their own machine (SANDBOX_ALLOW_SUBPROCESS=1). With no isolated backend the team runs
+# without `run_python` and says so.
 ENV ROUNDTABLE_COMMIT=${ROUNDTABLE_COMMIT} \
     SANDBOX_BACKEND=auto \
-    SANDBOX_ALLOW_SUBPROCESS=true \
     ROUNDTABLE_CACHE_DIR=/home/user/.cache/roundtable \
     CHAINLIT_HOST=0.0.0.0 \
     CHAINLIT_PORT=7860

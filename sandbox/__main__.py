@@ -98,6 +98,10 @@ def status() -> int:
         print(f"{name:10} {'ok' if problem is None else 'unavailable: ' + problem}")
     allowed = "allowed" if settings.sandbox_allow_subprocess else "refused unless SANDBOX_ALLOW_SUBPROCESS=1"
     print(f"{'subprocess':10} NOT isolated; {allowed}")
+    picked = next((name for name, problem in problems.items() if problem is None), None)
+    if picked is None:
+        picked = "subprocess (NOT isolated)" if settings.sandbox_allow_subprocess else "none: runs go on without run_python"
+    print(f"{'auto':10} {picked}")
     return 0 if any(p is None for p in problems.values()) else 1
 
 

@@ -1,14 +1,12 @@
 """The shipped image (built by `.ci/app-image.sh`, `make image` locally): it starts as uid 1000, passes its
 health check, answers a question through the browser with a scripted model on the host, keeps secrets out
-of the image, and its sandbox works inside it (bubblewrap where namespaces are allowed, a labelled
-fallback where they are not). CI sets ROUNDTABLE_REQUIRE_SYSTEM=1, so a missing engine or image fails here."""
+of the image, and runs the coder's code isolated (bubblewrap where namespaces are allowed, wasm where they
+are not; never the unisolated subprocess backend unless someone opts in). tests/deploy/test_space.py runs
+it as a Space does. CI sets ROUNDTABLE_REQUIRE_SYSTEM=1, so a missing engine or image fails here."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import time
 import urllib.request
 import uuid
@@ -18,25 +16,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import skip_or_fail
+from tests.deploy.docker_cli import IMAGE, docker, require_image
 from tests.fakes.scripted_llm import ScriptedLLM
 from tests.test_debate import QUESTION, debate_script
 from tests.ui.harness import ask, chromium_missing, final_answers, launch, new_context, open_chat
 
-IMAGE = os.environ.get("ROUNDTABLE_APP_IMAGE", "roundtable:ci")
 KEY = "sk-container-test-key-0001"
-
-
-def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=check)
-
-
-def _require_image() -> None:
-    if shutil.which("docker") is None:
-        skip_or_fail("the docker CLI is not installed")
-    if docker("info", check=False).returncode != 0:
-        skip_or_fail("no Docker engine answers (.ci/start-docker.sh)")
-    if docker("image", "inspect", IMAGE, check=False).returncode != 0:
-        skip_or_fail(f"the app image {IMAGE} is not built (make image, or .ci/app-image.sh)")
 
 
 def _wait_healthy(name: str, timeout: float = 180) -> None:
@@ -55,7 +40,7 @@ def _wait_healthy(name: str, timeout: float = 180) -> None:
 
 @pytest.fixture(scope="module")
 def app() -> Iterator[dict[str, Any]]:
-    _require_image()
+    require_image()
     llm = ScriptedLLM(debate_script(), host="0.0.0.0").start()
     port = llm.url.rsplit(":", 1)[1].split("/")[0]
     name = f"roundtable-test-{uuid.uuid4().hex[:8]}"
@@ -121,20 +106,31 @@ LEAK_PROBE = (
 )
 
 
-def test_code_in_the_fallback_sandbox_cannot_read_the_apps_secrets(app: dict[str, Any], tmp_path) -> None:
+def test_code_run_by_the_app_cannot_read_its_secrets(app: dict[str, Any], tmp_path) -> None:
     probe = tmp_path / "leak.py"
     probe.write_text(LEAK_PROBE.replace("KEYMARK", KEY))
     docker("cp", str(probe), f"{app['name']}:/tmp/leak.py")
     # No shell in between: every process in the container is then the app's own (PID 1, chainlit, the host
     # of this sandbox run), as when the coder runs code.
-    out = docker("exec", app["name"], "python", "-m", "sandbox", "run", "/tmp/leak.py", check=False)
-    assert out.returncode == 0, out.stderr
-    assert "CLEAN" in out.stdout, out.stdout  # PID 1, the app and the sandbox host are all non-dumpable
-    assert "NOT isolated" in out.stdout + out.stderr  # this container runs the labelled fallback
+    isolated = docker("exec", app["name"], "python", "-m", "sandbox", "run", "/tmp/leak.py", check=False)
+    assert isolated.returncode == 0, isolated.stderr
+    assert "CLEAN" in isolated.stdout, isolated.stdout
+    assert "ran with wasm" in isolated.stderr, isolated.stderr  # Docker's default seccomp: no bwrap here
+    # The unisolated backend is refused unless asked for...
+    refused = docker("exec", app["name"], "python", "-m", "sandbox", "run", "--backend", "subprocess", "/tmp/leak.py", check=False)
+    assert refused.returncode == 125 and "CLEAN" not in refused.stdout, refused.stdout + refused.stderr
+    assert "not isolated" in refused.stderr
+    # ...and where a developer opts in, PID 1, the app and the sandbox host are all non-dumpable, so even
+    # same-user code cannot read the keys from /proc/<pid>/environ.
+    opted = docker("exec", "-e", "SANDBOX_ALLOW_SUBPROCESS=1", app["name"],
+                   "python", "-m", "sandbox", "run", "--backend", "subprocess", "/tmp/leak.py", check=False)
+    assert opted.returncode == 0, opted.stderr
+    assert "CLEAN" in opted.stdout, opted.stdout
+    assert "NOT isolated" in opted.stdout + opted.stderr
 
 
 def test_no_secret_is_baked_into_the_image() -> None:
-    _require_image()
+    require_image()
     history = docker("history", "--no-trunc", IMAGE).stdout
     config = docker("image", "inspect", IMAGE).stdout
     for text in (history, config):
@@ -143,20 +139,23 @@ def test_no_secret_is_baked_into_the_image() -> None:
     assert ".env" not in files and ".git" not in files and ".venv" not in files and "tests" not in files
 
 
-def test_the_sandbox_inside_the_image() -> None:
-    _require_image()
-    # Docker's default seccomp profile forbids bubblewrap's namespaces, as a Space's may: a visible fallback.
-    default = docker("run", "--rm", IMAGE, "python", "-m", "sandbox", "status", check=False)
-    assert "bwrap" in default.stdout and "subprocess" in default.stdout
+def test_the_image_does_not_allow_the_unisolated_backend() -> None:
+    require_image()
+    env = json.loads(docker("image", "inspect", "-f", "{{json .Config.Env}}", IMAGE).stdout)
+    assert not any(e.startswith("SANDBOX_ALLOW_SUBPROCESS=") for e in env), env
+    assert "SANDBOX_BACKEND=auto" in env
+
+
+def test_auto_takes_bubblewrap_where_namespaces_are_allowed() -> None:
+    require_image()
+    # Docker's default profile (tests/deploy/test_space.py) forbids bubblewrap's namespaces, and its masked
+    # /proc paths keep bwrap from mounting a new /proc; without both the same image isolates with bwrap,
+    # which `auto` prefers to wasm.
     probe = "print(sum(range(10)))"
-    fallback = docker("run", "--rm", "--entrypoint", "sh", IMAGE, "-c", f"echo '{probe}' > /tmp/p.py && python -m sandbox run /tmp/p.py", check=False)
-    assert fallback.returncode == 0 and "45" in fallback.stdout
-    ran = (fallback.stdout + fallback.stderr).lower()
-    assert "bwrap" in ran or "not isolated" in ran  # says which backend ran it
-    # Where namespaces are allowed, `auto` picks bubblewrap.
     allowed = docker(
         "run", "--rm", "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "--security-opt", "systempaths=unconfined",
         "--entrypoint", "sh", IMAGE, "-c", f"echo '{probe}' > /tmp/p.py && python -m sandbox run /tmp/p.py", check=False,
     )
-    assert allowed.returncode == 0 and "45" in allowed.stdout
-    assert "bwrap" in (allowed.stdout + allowed.stderr)
+    assert allowed.returncode == 0 and "45" in allowed.stdout, allowed.stdout + allowed.stderr
+    assert "ran with bwrap" in allowed.stderr, allowed.stderr
