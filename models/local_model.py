@@ -22,7 +22,7 @@ from autogen_core.models import (
     CreateResult,
     FunctionExecutionResultMessage,
     LLMMessage,
-    ModelCapabilities,  # type: ignore[attr-defined]
+    ModelCapabilities,
     ModelInfo,
     RequestUsage,
     SystemMessage,
@@ -94,8 +94,8 @@ def to_chat_messages(messages: Sequence[LLMMessage]) -> list[dict[str, Any]]:
 def _tool_schemas(tools: Sequence[Tool | ToolSchema]) -> list[dict[str, Any]]:
     schemas = []
     for t in tools:
-        schema = t.schema if hasattr(t, "schema") else t
-        schemas.append({"type": "function", "function": dict(schema)})  # type: ignore[arg-type]
+        schema = t.schema if isinstance(t, Tool) else t
+        schemas.append({"type": "function", "function": dict(schema)})
     return schemas
 
 
@@ -245,7 +245,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
 
     @property
     def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
-        return self._model_info  # type: ignore[return-value]
+        return self._model_info
 
     @property
     def model_info(self) -> ModelInfo:

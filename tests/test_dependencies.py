@@ -6,10 +6,11 @@ import ast
 import re
 import subprocess
 import sys
-import tomllib
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_PARTY = {"agents", "teams", "sandbox", "config", "models", "cli", "common", "evaluation", "ui", "tests", "bench",
