@@ -244,7 +244,7 @@ class TransformersChatCompletionClient(ChatCompletionClient):
         return limit - self.count_tokens(messages, tools=tools)
 
     @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+    def capabilities(self) -> ModelCapabilities:
         return self._model_info
 
     @property
