@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from tests.fakes.scripts import ScriptedReplies
 from tests.fakes.server import LocalServer
 
 Step = str | dict[str, Any]
@@ -93,7 +94,7 @@ class RecordedRequest:
         return [t["function"]["name"] for t in self.body.get("tools", [])]
 
 
-class ScriptedLLM(LocalServer):
+class ScriptedLLM(ScriptedReplies, LocalServer):
     def __init__(
         self,
         script: dict[str, list[Step] | Responder] | None = None,
@@ -126,29 +127,6 @@ class ScriptedLLM(LocalServer):
         if m := _YOU_ARE.search(system):
             return m.group(1)
         return "default"
-
-    def requests_for(self, agent: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.agent == agent]
-
-    def remaining(self, agent: str) -> int:
-        steps = self.script.get(agent)
-        if not isinstance(steps, list):
-            return 0
-        return len(steps) - self._cursor.get(agent, 0)
-
-    def _next_step(self, req: RecordedRequest) -> Step | None:
-        steps = self.script.get(req.agent, self.script.get("default"))
-        if steps is None:
-            return None
-        if callable(steps):
-            return steps(req)
-        key = req.agent if req.agent in self.script else "default"
-        with self._lock:
-            i = self._cursor.get(key, 0)
-            if i >= len(steps):
-                return None
-            self._cursor[key] = i + 1
-        return steps[i]
 
     # --- HTTP ----------------------------------------------------------------------------------------
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -202,7 +180,7 @@ class ScriptedLLM(LocalServer):
                 )
                 with server._lock:
                     server.requests.append(req)
-                step = server._next_step(req)
+                step = server.next_step(req)
                 if step is None:
                     self._json(
                         400,

@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.fakes.scripted_llm import count_tokens
+from tests.fakes.scripts import ScriptedReplies
 from tests.fakes.server import LocalServer
 
 Step = str | dict[str, Any]
@@ -147,7 +148,7 @@ def describe_rejection(exc: BaseException) -> str:
     return str(getattr(exc, "message", "") or exc)
 
 
-class ReplicaServer(LocalServer):
+class ReplicaServer(ScriptedReplies, LocalServer):
     """The shared machinery; subclasses implement `handle_get`, `handle_post` and `malformed_body`."""
 
     #: the prefix of every route (e.g. "/v1"); `url` includes it, as the SDKs' base_url expects
@@ -183,19 +184,10 @@ class ReplicaServer(LocalServer):
     def rejections(self) -> list[ReplicaRequest]:
         return [r for r in self.requests if r.rejected is not None]
 
-    def requests_for(self, agent: str) -> list[ReplicaRequest]:
-        return [r for r in self.requests if r.agent == agent]
-
     def assert_clean(self) -> None:
         """Fail (with every message) if the replica refused any request: the real API would have refused it too."""
         bad = [f"{r.status} {r.agent} {r.model}: {r.rejected}" for r in self.rejections]
         assert not bad, "the replica rejected requests the real API would reject:\n" + "\n".join(bad)
-
-    def remaining(self, agent: str) -> int:
-        steps = self.script.get(agent)
-        if not isinstance(steps, list):
-            return 0
-        return len(steps) - self._cursor.get(agent, 0)
 
     # --- scripting -----------------------------------------------------------------------------------
     def system_text(self, body: dict[str, Any]) -> str:
@@ -211,20 +203,6 @@ class ReplicaServer(LocalServer):
         if isinstance(body.get("model"), str) and body["model"] in self.script:
             return str(body["model"])
         return agent_from_system(self.system_text(body)) or "default"
-
-    def next_step(self, req: ReplicaRequest) -> Step | None:
-        key = req.agent if req.agent in self.script else "default"
-        steps = self.script.get(key)
-        if steps is None:
-            return None
-        if callable(steps):
-            return steps(req)
-        with self._lock:
-            i = self._cursor.get(key, 0)
-            if i >= len(steps):
-                return None
-            self._cursor[key] = i + 1
-        return steps[i]
 
     def record(self, req: ReplicaRequest) -> None:
         with self._lock:
