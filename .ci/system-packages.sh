@@ -2,7 +2,7 @@
 # Installs every package in .ci/apt-packages.txt in one apt transaction (skips what is already there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t wanted < <(sed -e 's/#.*//' -e '/^\s*$/d' .ci/apt-packages.txt)
+mapfile -t wanted < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e 's/^[[:space:]]*//' -e '/^$/d' .ci/apt-packages.txt)
 missing=()
 for p in "${wanted[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
