@@ -86,27 +86,6 @@ async def test_agents_get_their_role_prompt_and_only_their_tools(llm_server) -> 
     assert "calculator check: 4600" in coder_text
 
 
-async def test_llm_selection_mode_asks_the_selector_only_where_rules_do_not_decide(llm_server) -> None:
-    team = load_team("debate").model_copy(deep=True)
-    team.selection.mode = "llm"
-    server = llm_server(
-        {
-            "planner": ["Let someone look it up.", "FINAL ANSWER: 4600"],
-            "researcher": ["Alderbrook 1,200 and Birchwell 3,400, so 4600 together."],
-            "selector": ["researcher", "planner"],
-            "critic": ["APPROVED\nFINAL ANSWER: 4600"],
-        }
-    )
-    events: list = []
-    result = await solve(QUESTION, team, settings=settings_for(server), on_event=events.append)
-    assert [e.agent for e in events if isinstance(e, ev.TurnStarted)] == ["planner", "researcher", "planner", "critic"]
-    assert result.answer == "4600" and result.approved
-    selector_calls = server.requests_for("selector")
-    assert len(selector_calls) == 2  # the first speaker and the review were decided by rules
-    assert result.usage["selector"].calls == 2 and result.usage["selector"].prompt_tokens > 0
-    assert "pick the one role from ['researcher', 'coder', 'critic']" in selector_calls[0].system
-
-
 async def test_code_runs_say_which_sandbox_ran_them(llm_server) -> None:
     server = llm_server(debate_script())
     events: list = []

@@ -169,3 +169,44 @@ async def test_every_registered_tool_answers_schema_generated_arguments_with_tex
         assert result.is_error == output.startswith("Error:"), (built.name, output)
         if result.is_error:
             assert "Traceback" not in output and "\n" not in output, (built.name, output)
+
+
+async def test_llm_selection_asks_the_selector_only_where_rules_do_not_decide() -> None:
+    team = load_team("debate").model_copy(deep=True)
+    team.selection.mode = "llm"
+    models = ScriptedModels({
+        "planner": ["Let someone look it up.", "FINAL ANSWER: 4600"],
+        "researcher": ["Alderbrook 1,200 and Birchwell 3,400, so 4600 together."],
+        "selector": ["researcher", "planner"],
+        "critic": ["APPROVED\nFINAL ANSWER: 4600"],
+    })
+    events, result = await run(team, models)
+    models.assert_complete()
+    assert turns(events) == ["planner", "researcher", "planner", "critic"]
+    assert result.answer == "4600" and result.approved
+    # the first speaker and the review were decided by rules: the selector was asked twice, and counted
+    selector_calls = models.calls_for("selector")
+    assert len(selector_calls) == 2
+    assert result.usage["selector"].calls == 2 and result.usage["selector"].prompt_tokens > 0
+    assert "pick the one role from ['researcher', 'coder', 'critic']" in selector_calls[0].transcript
+
+
+async def test_the_max_turns_setting_overrides_the_yaml() -> None:
+    models = ScriptedModels({"planner": ["thinking NEXT: researcher"] * 2, "researcher": ["nothing NEXT: planner"]})
+    settings = Settings(_env_file=None, ROUNDTABLE_MAX_TURNS=3)  # type: ignore[call-arg]
+    r = Run(QUESTION, trio(max_turns=50), settings=settings, client_factory=models.factory)
+    events = [e async for e in r.events()]
+    models.assert_complete()
+    assert r.result is not None and r.result.stop_reason == "max_turns" and r.result.answer == ""
+    assert turns(events) == ["planner", "researcher", "planner"]
+
+
+async def test_nonsense_text_does_not_break_the_debate() -> None:
+    models = ScriptedModels({
+        "planner": ["}}{{ ]] ::: NEXT NEXT :", "FINAL ANSWER: 4600"],
+        "researcher": ["@@@ \x00 ???"],
+        "critic": ["APPROVED\nFINAL ANSWER: 4600"],
+    })
+    _, result = await run(trio(), models)
+    models.assert_complete()
+    assert result.answer == "4600" and result.approved
