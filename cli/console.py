@@ -121,7 +121,9 @@ class ConsoleRenderer:
         c = self.console
         c.print(Rule())
         if result.answer:
-            label = "FINAL ANSWER" if result.approved else "BEST ANSWER SO FAR (not approved)"
+            label = ("FINAL ANSWER" if result.approved else
+                     "ANSWER BY CONSENSUS (not approved)" if result.stop_reason == "consensus" else
+                     "BEST ANSWER SO FAR (not approved)")
             c.print(Text.assemble((f"{label}: ", "bold green" if result.approved else "bold yellow"), (result.answer, "bold")))
         else:
             c.print(Text("No answer.", style="bold red"))

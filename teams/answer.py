@@ -3,6 +3,13 @@
 Normalising only removes wrapping that is never part of a GAIA answer (labels, quotes, markdown, a
 trailing period, thousands separators in a lone number, uneven list spacing). It never re-cases, sorts,
 rounds or rewrites words: a wrong answer must stay visibly wrong rather than be "fixed" by guesswork.
+
+Commas. A number written with thousands separators (`1,234`, `1,000,000.5`: one to three digits, then
+groups of exactly three) is one piece, never split as a list. Its separators are removed when it stands
+alone, as the whole answer or as one item of a list, optionally signed, after a currency sign or before a
+`%` (`$1,234` -> `$1234`, GAIA's scorer compares numbers without `$ % ,`). Inside words it is kept as
+written (`1,234 coins`). Every other comma separates list items, respaced to `a, b` (`1,2,3` ->
+`1, 2, 3`, `New York,NY` -> `New York, NY`); `12,34` is not a separated number, so it is a list.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ DEFAULT_MARKER = "FINAL ANSWER:"
 _LABEL = re.compile(r"^\s*(?:\*\*|__)?\s*(?:final\s+answer|answer)\s*(?:\*\*|__)?\s*[:：\-–]\s*", re.IGNORECASE)
 _FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```$", re.DOTALL)
 _BOXED = re.compile(r"^\\boxed\{(.*)\}$", re.DOTALL)
-_LONE_NUMBER_WITH_SEPARATORS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_SEPARATED_NUMBER = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)")
+_LONE_NUMBER_WITH_SEPARATORS = re.compile(r"^[-+]?[$€£¥]?[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?$")
 _INITIALISM_END = re.compile(r"(?:\b[A-Za-z]\.){2,}$")
 _QUOTES = [('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("«", "»"), ("`", "`")]
 
@@ -68,8 +76,25 @@ def normalise_answer(raw: str) -> str:
             s = s[:-1].rstrip()
         if s == before:
             break
-    if _LONE_NUMBER_WITH_SEPARATORS.match(s):
-        return s.replace(",", "")
-    if "," in s and all(part.strip() for part in s.split(",")):
-        s = ", ".join(part.strip() for part in s.split(","))
-    return s
+    if "," not in s:
+        return s
+    items = split_list(s)
+    if len(items) > 1 and not all(items):
+        return s  # an empty item (`a,,b`, `a,`): not a list we can respace safely
+    return ", ".join(_lone_number(item) for item in items)
+
+
+def split_list(s: str) -> list[str]:
+    """`s` split at its list commas: a comma inside a thousands-separated number is not one."""
+    protected = [(m.start(), m.end()) for m in _SEPARATED_NUMBER.finditer(s)]
+    items, start = [], 0
+    for i, char in enumerate(s):
+        if char == "," and not any(a <= i < b for a, b in protected):
+            items.append(s[start:i].strip())
+            start = i + 1
+    items.append(s[start:].strip())
+    return items
+
+
+def _lone_number(item: str) -> str:
+    return item.replace(",", "") if _LONE_NUMBER_WITH_SEPARATORS.match(item) else item

@@ -105,6 +105,7 @@ def build_team(
             cfg.answer.marker,
             cfg.termination.approval_marker,
             cfg.termination.rejection_marker,
+            guards=cfg.guards,
         )
         termination = approval | termination
 

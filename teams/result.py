@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from models.usage import AgentUsage, total_cost
 
-StopReason = Literal["approved", "max_turns", "timeout", "cancelled", "error", "no_answer"]
+# consensus: the same answer stated `guards.consensus_after` times with no rejection (not marked approved);
+# stalled: `guards.stall_turns` turns without new evidence or a new answer (teams/termination.py).
+StopReason = Literal["approved", "consensus", "stalled", "max_turns", "timeout", "cancelled", "error", "no_answer"]
 
 
 @dataclass
@@ -60,7 +62,7 @@ class Result:
 
     @property
     def provisional(self) -> bool:
-        """The answer exists but nobody approved it (timeout, turn cap, error)."""
+        """The answer exists but nobody approved it (consensus, stall, timeout, turn cap, error)."""
         return bool(self.answer) and not self.approved
 
     def to_dict(self) -> dict[str, Any]:

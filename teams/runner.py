@@ -192,6 +192,7 @@ class Run:
                 allow_loopback=self._allow_loopback,
                 telemetry=self.telemetry,
                 outputs=self.outputs,
+                repeat_calls=self.cfg.guards.repeated_tool_calls,
             )
             try:
                 self._stage_attachments(workdir)

@@ -73,6 +73,24 @@ class TerminationSpec(Strict):
     timeout_seconds: float = Field(600, gt=0)
 
 
+class GuardsSpec(Strict):
+    """Stall guards: stop paying for a debate that has stopped moving (README "Stall guards").
+
+    - `repeated_tool_calls: cache`: a tool call identical to an earlier one of the run (same tool, same
+      arguments) returns the earlier result with a note instead of running again (`run`: always run).
+      Programs (run_python) always run: one may read what an earlier one wrote.
+    - `consensus_after`: the same answer stated this many times (by any agent, the approver's restatements
+      included) with no rejection since ends the run with it, stop reason `consensus`. null: off.
+    - `stall_turns`: this many agent turns in a row without new evidence (a tool result or program output
+      not seen before in the run) or a new proposed answer end the run with the best answer so far, stop
+      reason `stalled`. null: off.
+    """
+
+    repeated_tool_calls: Literal["cache", "run"] = "cache"
+    consensus_after: int | None = Field(3, ge=2, le=50)
+    stall_turns: int | None = Field(4, ge=2, le=200)
+
+
 class AnswerSpec(Strict):
     marker: str = "FINAL ANSWER:"
     normalise: bool = True
@@ -96,6 +114,7 @@ class TeamConfig(Strict):
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
     termination: TerminationSpec = Field(default_factory=TerminationSpec)
     answer: AnswerSpec = Field(default_factory=AnswerSpec)
+    guards: GuardsSpec = Field(default_factory=GuardsSpec)
     sandbox: SandboxSpec = Field(default_factory=SandboxSpec)
 
     def agent(self, name: str) -> AgentSpec:

@@ -1,49 +1,225 @@
-"""Ending a run on an approved answer, and telling apart why a run ended."""
+"""Ending a run on an approved answer, on a consensus or on a stall, and telling apart why a run ended.
+
+How a review is read (`review_verdict`), so that real models' wording does not flip a verdict:
+- **Rejection**: a line that opens with the rejection marker (markdown, `>`/`-` and a `Verdict:`-style label
+  allowed: `**REJECTED**: ...`, `Verdict: rejected`), or the approval marker negated (`not approved`,
+  `NOT APPROVED`, `can't be approved`, `not yet approved`). Rejection wins over anything else in the message.
+- **Approval**: the approval marker as a word (any case, any markdown: `APPROVED`, `**Approved.**`,
+  `Approved:`), never negated anywhere in the message, plus a final answer. `disapproved`/`unapproved` are
+  not the marker. With `approval_marker: null` any final answer of the approver that is not a rejection.
+- **A restatement without the marker** (the approver writes `FINAL ANSWER: x`, agrees in prose, but never
+  writes the marker) is *not* an approval: the marker stays required. It counts as one more statement of
+  `x`, and the consensus guard ends the run once the same answer has been stated `guards.consensus_after`
+  times (3 by default: e.g. proposed, restated by the critic, proposed again) with no rejection since; the
+  run then stops with reason `consensus` and answers `x`, not marked approved.
+
+The guards (`guards:` in the team YAML, `RunGuards`) watch every agent turn:
+- consensus: as above;
+- stall: `guards.stall_turns` turns in a row without new evidence (a tool result or program output whose
+  text was not seen before in the run; a repeated call's cached result is not new) and without a new
+  proposed answer end the run with the best answer so far, reason `stalled`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
+from typing import Literal
 
 from autogen_agentchat.base import TerminationCondition
-from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage, ToolCallExecutionEvent
 from pydantic import BaseModel
 
-from teams.answer import find_answers
+from agents.tools.registry import strip_repeat_note
+from teams.answer import find_answers, normalise_answer
+from teams.schema import GuardsSpec
 
 APPROVED_REASON = "answer approved"
+CONSENSUS_REASON = "consensus"  # a StopMessage "consensus: <detail>" ends the run as stop reason "consensus"
+STALLED_REASON = "stalled"
+
+Verdict = Literal["approved", "rejected"]
+
+_NEGATIONS = frozenset(  # within three words before the marker; "no" only right before it
+    "not never cannot cant nor without isnt wasnt arent werent dont doesnt didnt wont shouldnt couldnt "
+    "wouldnt hasnt havent hadnt".split()
+)
+_LINE_LEAD = r"^[\s>*_#`~\-–•]*(?:(?:verdict|decision|review|status|result)[*_\s]*[:：\-–][\s*_`]*)?"
 
 
-def is_rejection(text: str, rejection_marker: str) -> bool:
-    """A review that opens with the rejection marker (markdown emphasis allowed) is a rejection."""
-    first = text.strip().lstrip("*_#> ").upper()
-    return first.startswith(rejection_marker.upper())
+def _words_pattern(marker: str) -> str:
+    return r"\s+".join(re.escape(w) for w in marker.strip().rstrip(":：").split())
+
+
+def _marker_uses(text: str, marker: str) -> tuple[int, int]:
+    """(plain uses, negated uses) of `marker` as a word in `text`: `not approved` is a negated use."""
+    plain = negated = 0
+    pattern = re.compile(r"(?<![A-Za-z0-9])" + _words_pattern(marker) + r"(?![A-Za-z0-9])", re.IGNORECASE)
+    for match in pattern.finditer(text):
+        # the clause before the marker: "No issues found. APPROVED" is not negated, "not yet approved" is
+        clause = re.split(r"[.!?;:,\n]", text[: match.start()])[-1]
+        words = [w.replace("'", "").replace("’", "").lower() for w in re.findall(r"[A-Za-z'’]+", clause)[-3:]]
+        if any(w in _NEGATIONS for w in words) or words[-1:] == ["no"]:
+            negated += 1
+        else:
+            plain += 1
+    return plain, negated
+
+
+def opens_a_line_with(text: str, marker: str) -> bool:
+    pattern = re.compile(_LINE_LEAD + _words_pattern(marker) + r"(?![A-Za-z0-9])", re.IGNORECASE | re.MULTILINE)
+    return pattern.search(text) is not None
+
+
+def is_rejection(text: str, rejection_marker: str, approval_marker: str | None = None) -> bool:
+    """A line opening with the rejection marker, or the approval marker negated (`not approved`)."""
+    if opens_a_line_with(text, rejection_marker):
+        return True
+    return bool(approval_marker) and _marker_uses(text, approval_marker or "")[1] > 0
+
+
+def without_answers(text: str, answer_marker: str) -> str:
+    """`text` with what follows each answer marker on its line cut: an answer may contain "not approved"."""
+    pattern = re.compile(r"(?:\*\*|__)?" + _words_pattern(answer_marker) + r".*$", re.IGNORECASE | re.MULTILINE)
+    return pattern.sub("", text)
+
+
+def review_verdict(
+    text: str, *, answer_marker: str, approval_marker: str | None, rejection_marker: str
+) -> Verdict | None:
+    """What a message of the approver says about the pending answer (module docstring: the rules)."""
+    review = without_answers(text, answer_marker)
+    if is_rejection(review, rejection_marker, approval_marker):
+        return "rejected"
+    if approval_marker and _marker_uses(review, approval_marker)[0] == 0:
+        return None
+    return "approved" if find_answers(text, answer_marker) else None
+
+
+def answer_key(answer: str) -> str:
+    """Two statements of the same answer compare equal (`4,600` and `4600.`, case and spacing aside)."""
+    return normalise_answer(answer).casefold()
+
+
+class RunGuards:
+    """Consensus and stall detection over a run's turns; pure (fed one turn's messages at a time)."""
+
+    def __init__(
+        self,
+        spec: GuardsSpec,
+        *,
+        answer_marker: str,
+        approver: str | None,
+        approval_marker: str | None,
+        rejection_marker: str,
+    ) -> None:
+        self.spec = spec
+        self.answer_marker = answer_marker
+        self.approver = approver
+        self.approval_marker = approval_marker
+        self.rejection_marker = rejection_marker
+        self.reset()
+
+    def reset(self) -> None:
+        self._evidence: set[str] = set()
+        self._answers: set[str] = set()
+        self._tally: dict[str, list[str]] = {}  # answer key -> who stated it since the last rejection
+        self.quiet_turns = 0
+
+    def _new_evidence(self, event: ToolCallExecutionEvent) -> bool:
+        new = False
+        for result in event.content:
+            text = " ".join(strip_repeat_note(result.content).split())
+            fingerprint = hashlib.sha256(f"{result.name}\0{text}".encode()).hexdigest()
+            if fingerprint not in self._evidence:
+                self._evidence.add(fingerprint)
+                new = True
+        return new
+
+    def observe(self, turn: Sequence[BaseAgentEvent | BaseChatMessage]) -> str | None:
+        """Feed one agent turn (AutoGen's delta); returns "consensus: ..." or "stalled: ..." to stop."""
+        messages = [m for m in turn if isinstance(m, BaseChatMessage) and m.source != "user"]
+        if not messages:  # the task itself, when the group chat starts
+            return None
+        progress = False
+        for item in turn:
+            if isinstance(item, ToolCallExecutionEvent) and self._new_evidence(item):
+                progress = True
+        for message in messages:
+            text = message.to_text()
+            if (self.approver is None or message.source == self.approver) and is_rejection(
+                without_answers(text, self.answer_marker), self.rejection_marker, self.approval_marker
+            ):
+                self._tally.clear()
+                continue
+            answers = find_answers(text, self.answer_marker)
+            if not answers:
+                continue
+            key = answer_key(answers[-1])
+            if not key:
+                continue
+            if key not in self._answers:
+                self._answers.add(key)
+                progress = True
+            stated = self._tally.setdefault(key, [])
+            stated.append(message.source)
+            if self.spec.consensus_after and len(stated) >= self.spec.consensus_after:
+                return (
+                    f"{CONSENSUS_REASON}: the same answer was stated {len(stated)} times with no rejection"
+                    f" (by {' and '.join(dict.fromkeys(stated))})"
+                )
+        self.quiet_turns = 0 if progress else self.quiet_turns + 1
+        if self.spec.stall_turns and self.quiet_turns >= self.spec.stall_turns:
+            return f"{STALLED_REASON}: {self.quiet_turns} turns in a row brought no new evidence and no new answer"
+        return None
 
 
 class ApprovedAnswerTermination(TerminationCondition):
-    """Stops when `approver` states a final answer (and the approval marker, when one is required)."""
+    """Stops when `approver` approves a final answer (module docstring: how a review is read), and on the
+    run's guards: a consensus or a stall (`guards`; left out, the defaults of `GuardsSpec`)."""
 
     def __init__(
-        self, approver: str, answer_marker: str, approval_marker: str | None, rejection_marker: str = "REJECTED"
+        self,
+        approver: str,
+        answer_marker: str,
+        approval_marker: str | None,
+        rejection_marker: str = "REJECTED",
+        *,
+        guards: GuardsSpec | None = None,
     ) -> None:
         self.approver = approver
         self.answer_marker = answer_marker
         self.approval_marker = approval_marker
         self.rejection_marker = rejection_marker
+        self.guards = RunGuards(
+            guards if guards is not None else GuardsSpec(),
+            answer_marker=answer_marker,
+            approver=approver,
+            approval_marker=approval_marker,
+            rejection_marker=rejection_marker,
+        )
         self._terminated = False
 
     @property
     def terminated(self) -> bool:
         return self._terminated
 
-    def approves(self, message: BaseChatMessage) -> bool:
+    def verdict(self, message: BaseChatMessage) -> Verdict | None:
         if message.source != self.approver:
-            return False
-        text = message.to_text()
-        if is_rejection(text, self.rejection_marker):
-            return False
-        if self.approval_marker and self.approval_marker.lower() not in text.lower():
-            return False
-        return bool(find_answers(text, self.answer_marker))
+            return None
+        return review_verdict(
+            message.to_text(),
+            answer_marker=self.answer_marker,
+            approval_marker=self.approval_marker,
+            rejection_marker=self.rejection_marker,
+        )
+
+    def approves(self, message: BaseChatMessage) -> bool:
+        return self.verdict(message) == "approved"
+
+    def rejects(self, message: BaseChatMessage) -> bool:
+        return self.verdict(message) == "rejected"
 
     async def __call__(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
         if self._terminated:
@@ -52,10 +228,23 @@ class ApprovedAnswerTermination(TerminationCondition):
             if isinstance(m, BaseChatMessage) and self.approves(m):
                 self._terminated = True
                 return StopMessage(content=f"{APPROVED_REASON} by {self.approver}", source="ApprovedAnswerTermination")
+        if (reason := self.guards.observe(messages)) is not None:
+            self._terminated = True
+            return StopMessage(content=reason, source="RunGuards")
         return None
 
     async def reset(self) -> None:
         self._terminated = False
+        self.guards.reset()
 
     def _to_config(self) -> BaseModel:  # pragma: no cover - teams are built from our YAML, never dumped
         raise NotImplementedError("built from the team YAML; not serialisable")
+
+
+def guard_stop(stop_reason: str) -> tuple[Literal["consensus", "stalled"], str] | None:
+    """A group chat's stop reason written by the guards, as (our stop reason, its detail)."""
+    match = re.search(rf"\b({CONSENSUS_REASON}|{STALLED_REASON}): ([^,]+)", stop_reason)
+    if match is None:
+        return None
+    kind: Literal["consensus", "stalled"] = "consensus" if match.group(1) == CONSENSUS_REASON else "stalled"
+    return kind, match.group(2).strip()

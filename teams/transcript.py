@@ -30,7 +30,7 @@ from teams import events as ev
 from teams.answer import find_answers, normalise_answer
 from teams.result import Proposal, Result, StopReason, TraceEntry
 from teams.schema import TeamConfig
-from teams.termination import ApprovedAnswerTermination, is_rejection
+from teams.termination import CONSENSUS_REASON, ApprovedAnswerTermination, guard_stop
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ class Transcript:
         self.outputs = outputs if outputs is not None else {}  # the tools' structured results, by call id
         t = cfg.termination
         self.approval = (
-            ApprovedAnswerTermination(t.approver, cfg.answer.marker, t.approval_marker, t.rejection_marker)
+            ApprovedAnswerTermination(t.approver, cfg.answer.marker, t.approval_marker, t.rejection_marker,
+                                      guards=cfg.guards)
             if t.approver else None
         )
         self.trace: list[TraceEntry] = []
@@ -132,9 +133,10 @@ class Transcript:
         self._speaker = None
         answers = find_answers(text, self.cfg.answer.marker)
         if self.approval is not None and agent == self.approval.approver:
-            if self.approval.approves(message):
+            verdict = self.approval.verdict(message)
+            if verdict == "approved":
                 return out + [self._propose(agent, answers[-1], "approved")]
-            if is_rejection(text, self.cfg.termination.rejection_marker):
+            if verdict == "rejected":
                 pending = next((p for p in reversed(self.proposals) if p.verdict == "proposed"), None)
                 if pending is not None:
                     pending.verdict = "rejected"
@@ -162,19 +164,22 @@ class Transcript:
         if ending.failure is not None:
             error = _describe_failure(ending.failure)
             return "error", error, error
+        if (guarded := guard_stop(said)) is not None:
+            return guarded[0], guarded[1], None
         if "maximum number of turns" in said.lower():
             return "max_turns", f"the {ending.max_turns}-turn limit was reached", None
         if "timeout" in said.lower():
             return "timeout", f"the {ending.timeout_s:g}s time limit was reached", None
         return "no_answer", said or "the team stopped", None
 
-    def answer(self) -> tuple[str, str | None]:
-        """(normalised answer, raw answer): the approved one, else the latest unrejected proposal."""
+    def answer(self, stop: StopReason | None = None) -> tuple[str, str | None]:
+        """(normalised answer, raw answer): the approved one, else the latest unrejected proposal (on a
+        consensus always: the answer agreed on is what the run ends with; otherwise per `answer.on_stop`)."""
         raw: str | None = None
         approved = [p for p in self.proposals if p.verdict == "approved"]
         if approved:
             raw = approved[-1].answer
-        elif self.cfg.answer.on_stop == "best_proposed" and self.proposals:
+        elif (self.cfg.answer.on_stop == "best_proposed" or stop == CONSENSUS_REASON) and self.proposals:
             raw = next((p for p in reversed(self.proposals) if p.verdict != "rejected"), self.proposals[-1]).answer
         if not raw:
             return "", raw
@@ -183,7 +188,7 @@ class Transcript:
     def result(self, question: str, ending: Ending, *, duration_s: float, models: dict[str, str], run_id: str,
                code_unavailable: str | None = None) -> Result:
         stop, detail, error = self.stop_reason(ending)
-        answer, raw = self.answer()
+        answer, raw = self.answer(stop)
         return Result(
             question=question,
             answer=answer,

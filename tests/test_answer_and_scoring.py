@@ -100,3 +100,32 @@ def test_strict_and_gaia_scorers(answer: str, truth: str, strict: bool, gaia: bo
 def test_gaia_scorer_numeric_items_in_lists_and_none() -> None:
     assert gaia_match("1.0; 2", "1, 2")
     assert not gaia_match(None, "x")
+
+
+# Thousands separators are part of a number, never list commas (issue 13). Each row: what a model wrote, what
+# the normaliser makes of it, an invented truth, and whether the strict and GAIA scorers accept the result.
+@pytest.mark.parametrize(
+    "raw,normalised,truth,strict,gaia",
+    [
+        ("1,234 coins", "1,234 coins", "1,234 coins", True, True),  # was "1, 234 coins": strict match lost
+        ("1,234 coins", "1,234 coins", "1234 coins", False, True),
+        ("$1,234", "$1234", "1234", False, True),  # was "$1, 234", which GAIA's number compare rejects
+        ("1,000,000 km", "1,000,000 km", "1000000 km", False, True),
+        ("1,000,000", "1000000", "1000000", True, True),
+        ("12,000%", "12000%", "12000", False, True),
+        ("1,234, 5,678", "1234, 5678", "1234, 5678", True, True),  # a list of separated numbers
+        ("1,2,3", "1, 2, 3", "1, 2, 3", True, True),  # single digits after the commas: a list
+        ("12,34", "12, 34", "12, 34", True, True),  # not groups of three: a list
+        ("New York, NY", "New York, NY", "New York, NY", True, True),
+        ("New York,NY", "New York, NY", "New York, NY", True, True),
+        ("Alderbrook, 1,200", "Alderbrook, 1200", "Alderbrook, 1200", True, True),
+    ],
+)
+def test_thousands_separators_are_never_split_as_a_list(raw: str, normalised: str, truth: str, strict: bool, gaia: bool) -> None:
+    assert normalise_answer(raw) == normalised
+    assert exact_match(normalised, truth) is strict
+    assert gaia_match(normalised, truth) is gaia
+
+
+def test_the_old_split_would_have_lost_the_gaia_score() -> None:
+    assert not gaia_match("$1, 234", "1234") and gaia_match(normalise_answer("$1,234"), "1234")

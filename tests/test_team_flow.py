@@ -210,3 +210,42 @@ async def test_nonsense_text_does_not_break_the_debate() -> None:
     _, result = await run(trio(), models)
     models.assert_complete()
     assert result.answer == "4600" and result.approved
+
+
+# --- approval as real models write it (issue 13) ----------------------------------------------------------
+@pytest.mark.parametrize("approval", ["**Approved.**", "Approved: both figures are in the question.", "approved"])
+async def test_approval_is_read_in_any_case_and_markdown(approval: str) -> None:
+    models = ScriptedModels({
+        "planner": ["FINAL ANSWER: 4600"],
+        "critic": [f"{approval}\n**FINAL ANSWER:** 4600"],
+    })
+    events, result = await run(trio(), models)
+    models.assert_complete()
+    assert turns(events) == ["planner", "critic"] and result.approved and result.stop_reason == "approved"
+
+
+@pytest.mark.parametrize("refusal", ["Not approved: a bare number is asked for.", "**NOT APPROVED**", "I cannot approve... not approved yet."])
+async def test_not_approved_is_never_read_as_approval(refusal: str) -> None:
+    models = ScriptedModels({
+        "planner": ["FINAL ANSWER: 4,600 people", "FINAL ANSWER: 4600"],
+        "critic": [f"{refusal}\nFINAL ANSWER: 4,600 people\nNEXT: planner", "APPROVED\nFINAL ANSWER: 4600"],
+    })
+    events, result = await run(trio(), models)
+    models.assert_complete()
+    verdicts = [(e.answer, e.verdict) for e in events if isinstance(e, ev.AnswerProposed)]
+    assert ("4,600 people", "approved") not in verdicts and ("4,600 people", "rejected") in verdicts
+    assert result.answer == "4600" and result.approved
+
+
+async def test_a_critic_restating_the_answer_without_the_marker_ends_by_consensus_not_approval() -> None:
+    """The documented rule (teams/termination.py): a restatement is one more statement of the answer, never an
+    approval; the third statement with no rejection ends the run as `consensus`."""
+    models = ScriptedModels({
+        "planner": ["FINAL ANSWER: 4600", "FINAL ANSWER: 4600"],
+        "critic": ["Looks right to me.\nFINAL ANSWER: 4600"],
+    })
+    events, result = await run(trio(), models)
+    models.assert_complete()
+    assert turns(events) == ["planner", "critic", "planner"]
+    assert not [e for e in events if isinstance(e, ev.AnswerProposed) and e.verdict == "approved"]
+    assert (result.stop_reason, result.answer, result.approved) == ("consensus", "4600", False)

@@ -26,6 +26,8 @@ FINAL_ANSWER_AUTHOR = "Final answer"
 
 _STOP_EXPLAINED = {
     "approved": "approved",
+    "consensus": "consensus (the same answer, stated again and again, never rejected)",
+    "stalled": "stalled (no new evidence and no new answer for several turns)",
     "max_turns": "turn limit reached",
     "timeout": "time limit reached",
     "cancelled": "stopped",

@@ -43,6 +43,55 @@ class ToolContext:
     telemetry: Any | None = None  # config.telemetry.RunTelemetry when tracing is on
     # call id -> a tool's structured result (StructuredOutput), for the run's transcript
     outputs: dict[str, Any] = field(default_factory=dict)
+    # A team's `guards.repeated_tool_calls`: "cache" answers a repeated identical call from `call_cache`.
+    repeat_calls: Literal["cache", "run"] = "cache"
+    call_cache: ToolCallCache = field(default_factory=lambda: ToolCallCache())
+
+
+REPEAT_NOTE_PREFIX = "Note: this exact call"
+
+
+class ToolCallCache:
+    """The results of one run's tool calls, by (tool, arguments), so an identical call is not run twice.
+
+    Only successes are kept: a failed call (a time limit, a server error) may be retried and may succeed.
+    Calls with the same key wait for each other, so two identical calls in one reply run once.
+    """
+
+    def __init__(self) -> None:
+        self._results: dict[str, tuple[str, str | None]] = {}  # key -> (text, agent that made the call)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.hits = 0
+
+    @staticmethod
+    def key(tool: str, arguments: Mapping[str, Any]) -> str:
+        return tool + " " + json.dumps(dict(arguments), sort_keys=True, ensure_ascii=False, default=str)
+
+    def lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def get(self, key: str) -> tuple[str, str | None] | None:
+        return self._results.get(key)
+
+    def put(self, key: str, text: str, agent: str | None) -> None:
+        self._results[key] = (text, agent)
+
+
+def repeated_result(tool: str, text: str, *, first_agent: str | None, agent: str | None) -> str:
+    """What a repeated identical call returns: a note, a blank line, then the earlier result unchanged."""
+    who = "" if first_agent is None else (" by you" if first_agent == agent else f" by {first_agent}")
+    return (
+        f"{REPEAT_NOTE_PREFIX} was already made{who} in this run; it was not run again. Same result below: use it "
+        f"or try another call.\n\n{text}"
+    )
+
+
+def strip_repeat_note(text: str) -> str:
+    """The result itself, without the note a repeated call gets (for telling new evidence from old)."""
+    if text.startswith(REPEAT_NOTE_PREFIX):
+        _, sep, rest = text.partition("\n\n")
+        return rest if sep else text
+    return text
 
 
 ToolFactory = Callable[[ToolContext], BaseTool[Any, Any]]
@@ -112,6 +161,9 @@ def build_tools(names: list[str], ctx: ToolContext, agent: str | None = None) ->
             tool.agent = agent
             tool.telemetry = ctx.telemetry
             tool.outputs = ctx.outputs
+            # Programs always run again: one may read a file an earlier one wrote, or print something new.
+            if ctx.repeat_calls == "cache" and _REGISTRY[name].code_argument is None:
+                tool.cache = ctx.call_cache
         tools.append(tool)
     return tools
 
@@ -158,6 +210,7 @@ class SafeTool(FunctionTool):
         self.agent: str | None = None
         self.telemetry: Any | None = None
         self.outputs: dict[str, Any] | None = None
+        self.cache: ToolCallCache | None = None  # set by build_tools: the run's results of earlier calls
 
     # AutoGen regenerates a tool's JSON schema (pydantic) on every model call; the schema only depends on the
     # name, description and signature, identical for every question, so it is computed once per process.
@@ -195,7 +248,32 @@ class SafeTool(FunctionTool):
     async def run_json(
         self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None = None
     ) -> Any:
-        """The tool's text on success. Any failure is formatted here, once, and raised as `ToolFailed`."""
+        """The tool's text on success. Any failure is formatted here, once, and raised as `ToolFailed`.
+
+        With the run's cache (guards.repeated_tool_calls: cache), a call identical to an earlier successful
+        one (same tool, same arguments once defaults are filled in) is not run: it returns the earlier text
+        behind a note saying so."""
+        if self.cache is None:
+            return await self._run_once(args, cancellation_token, call_id)
+        try:
+            canonical = self.args_type().model_validate(dict(args)).model_dump(mode="json")
+        except ValidationError:
+            return await self._run_once(args, cancellation_token, call_id)  # reports the bad arguments
+        key = ToolCallCache.key(self.name, canonical)
+        async with self.cache.lock(key):
+            if (earlier := self.cache.get(key)) is not None:
+                self.cache.hits += 1
+                text, first_agent = earlier
+                logger.info("tool {} {} -> repeated call, earlier result returned", self.name,
+                            one_line(json.dumps(canonical, ensure_ascii=False, default=str), 160))
+                return repeated_result(self.name, text, first_agent=first_agent, agent=self.agent)
+            text = await self._run_once(args, cancellation_token, call_id)
+            self.cache.put(key, text, self.agent)
+            return text
+
+    async def _run_once(
+        self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None
+    ) -> str:
         started = time.monotonic()
         shown = one_line(json.dumps(dict(args), ensure_ascii=False, default=str), 160)
         error: str | None = None
