@@ -11,7 +11,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 
 from common.text import one_line
-from models.usage import format_cost
+from models.usage import cost_line, unknown_prices
 from teams import events as ev
 from teams.masking import EventMasker
 from teams.result import Result
@@ -23,7 +23,7 @@ def summary_line(result: Result) -> str:
     turns = sum(1 for t in result.trace if t.kind in ("TextMessage", "ToolCallSummaryMessage"))
     return (
         f"{result.stop_detail or result.stop_reason} · {turns} turns · {result.duration_s:.1f}s · "
-        f"tokens {result.prompt_tokens} in / {result.completion_tokens} out · {format_cost(result.cost_usd)}"
+        f"tokens {result.prompt_tokens} in / {result.completion_tokens} out · {cost_line(result.cost_usd, unknown_prices(result.usage.values()))}"
     )
 
 

@@ -11,10 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ProviderChoice = Literal["auto", "openai", "anthropic", "hf", "openai-compatible", "local"]
+# "auto" or a provider name from the registry (models/providers/); checked when the settings are read.
+ProviderChoice = str
+DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta/openai/"
 SandboxChoice = Literal["auto", "docker", "bwrap", "wasm", "subprocess"]
 SearchChoice = Literal["auto", "ddgs", "serper", "tavily", "brave"]
 
@@ -42,6 +44,8 @@ class Settings(BaseSettings):
     hf_token: SecretStr | None = Field(None, validation_alias=_env("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
     anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
+    gemini_api_key: SecretStr | None = Field(None, validation_alias=_env("GEMINI_API_KEY", "GOOGLE_API_KEY"))
+    gemini_base_url: str = Field(DEFAULT_GEMINI_BASE_URL, validation_alias=_env("GEMINI_BASE_URL"))
 
     # --- model choice ------------------------------------------------------------------------------------
     llm_provider: ProviderChoice = Field("auto", validation_alias=_env("LLM_PROVIDER"))
@@ -53,6 +57,13 @@ class Settings(BaseSettings):
     llm_retry_max_delay: float = Field(60.0, ge=0, validation_alias=_env("LLM_RETRY_MAX_DELAY"))
     llm_request_timeout: float = Field(120.0, gt=0, validation_alias=_env("LLM_REQUEST_TIMEOUT"))
 
+    @field_validator("llm_provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        from models.spec import check_provider  # the registry imports this module: look it up when validating
+
+        return check_provider(value)
+
     # --- team and run limits -----------------------------------------------------------------------------
     team: Path = Field(REPO_ROOT / "teams" / "debate.yaml", validation_alias=_env("ROUNDTABLE_TEAM"))
     question_timeout: float | None = Field(None, gt=0, validation_alias=_env("ROUNDTABLE_QUESTION_TIMEOUT"))
@@ -61,6 +72,7 @@ class Settings(BaseSettings):
 
     # --- sandbox -----------------------------------------------------------------------------------------
     sandbox_backend: SandboxChoice | None = Field(None, validation_alias=_env("SANDBOX_BACKEND"))
+
     sandbox_allow_subprocess: bool | None = Field(None, validation_alias=_env("SANDBOX_ALLOW_SUBPROCESS"))
     sandbox_image: str = Field("roundtable-sandbox:latest", validation_alias=_env("SANDBOX_IMAGE"))
     # The interpreter the bwrap and subprocess backends run (default: the app's own Python).
@@ -112,7 +124,7 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """The raw secrets this process knows, so log sinks can mask them wherever they appear."""
-        keys = (self.openai_api_key, self.anthropic_api_key, self.hf_token,
+        keys = (self.openai_api_key, self.anthropic_api_key, self.gemini_api_key, self.hf_token,
                 self.serper_api_key, self.tavily_api_key, self.brave_api_key)
         values = [s.get_secret_value() for s in keys if s]
         return [v for v in values if len(v) >= 6]

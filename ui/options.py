@@ -16,17 +16,14 @@ from typing import Any
 from chainlit.input_widget import InputWidget, Select, Switch, TextInput
 
 from config.settings import Settings
+from models.providers import REGISTRY
 from teams import available_teams
 from teams.loader import TEAMS_DIR, resolve_team_path
 
-# label shown in the select -> Settings.llm_provider value
+# label shown in the select -> Settings.llm_provider value (the providers and their labels come from the registry)
 PROVIDERS: dict[str, str] = {
     "as the team YAML says (auto)": "auto",
-    "OpenAI (OPENAI_API_KEY)": "openai",
-    "Anthropic (ANTHROPIC_API_KEY)": "anthropic",
-    "Hugging Face Inference Providers (HF_TOKEN)": "hf",
-    "OpenAI-compatible server (OPENAI_BASE_URL)": "openai-compatible",
-    "local transformers model (CPU)": "local",
+    **{provider.label: name for name, provider in REGISTRY.items()},
 }
 
 

@@ -17,7 +17,7 @@ from chainlit.context import context
 from chainlit.utils import utc_now
 
 from config.log import mask
-from models.usage import format_cost
+from models.usage import cost_line, unknown_prices
 from teams import events as ev
 from teams.masking import EventMasker
 from teams.result import Result
@@ -60,7 +60,7 @@ def usage_line(result: Result) -> str:
         (
             format_duration(result.duration_s),
             format_tokens(result.prompt_tokens, result.completion_tokens),
-            format_cost(result.cost_usd),
+            cost_line(result.cost_usd, unknown_prices(result.usage.values())),
         )
     )
 

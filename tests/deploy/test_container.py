@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import skip_or_fail
+from tests.conftest import OPENAI_STRONG, skip_or_fail
 from tests.deploy.docker_cli import IMAGE, docker, require_image
 from tests.fakes.scripted_llm import ScriptedLLM
 from tests.test_debate import QUESTION, debate_script
@@ -65,7 +65,7 @@ def test_health_endpoint_proves_the_app_is_up(app: dict[str, Any]) -> None:
     with urllib.request.urlopen(app["url"] + "/healthz", timeout=10) as r:
         body = json.load(r)
     assert body["status"] == "ok" and body["team"] == "debate"
-    assert "openai/gpt-4.1" in body["models"] and body["model_problems"] == []
+    assert f"openai/{OPENAI_STRONG}" in body["models"] and body["model_problems"] == []
     test = json.loads(docker("image", "inspect", "-f", "{{json .Config.Healthcheck.Test}}", IMAGE).stdout)
     assert any("/healthz" in part for part in test)
 

@@ -13,7 +13,7 @@ import yaml
 from evaluation.api import TaskItem
 from evaluation.batch import BatchError, BatchRun, QuestionStatus
 from evaluation.store import RunStore
-from tests.conftest import settings_for
+from tests.conftest import OPENAI_STRONG, settings_for
 from tests.evaluation.helpers import Responder, invented_questions, questions_asked
 from tests.fakes.scripted_llm import RecordedRequest
 
@@ -63,7 +63,7 @@ async def test_every_answer_is_on_disk_before_anyone_hears_of_it(llm_server, tmp
     line = json.loads((tmp_path / "run" / "answers.jsonl").read_text().splitlines()[0])
     assert line["result"]["trace"][0]["content"].startswith("FINAL ANSWER:")  # the trace is kept with the answer
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert meta["team"]["name"] == "solo" and meta["models"] == {"solo": "openai/gpt-4.1"}
+    assert meta["team"]["name"] == "solo" and meta["models"] == {"solo": f"openai/{OPENAI_STRONG}"}
     assert meta["sessions"][0]["done"] == 4 and meta["sessions"][0]["wall_s"] > 0
     assert meta["totals"]["prompt_tokens"] > 0 and meta["totals"]["cost_usd"] > 0
 

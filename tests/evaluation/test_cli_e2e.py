@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from evaluation.store import RunStore
+from tests.conftest import OPENAI_STRONG
 from tests.evaluation.helpers import (
     ATTACHMENT_TEXT,
     CODE_WORD,
@@ -172,7 +173,7 @@ def test_run_killed_mid_run_resumes_without_recomputing_then_submits_and_evaluat
     }
     assert [r for r in world.hub.requests if r.method == "GET" and "/resolve/" in r.path] == downloads  # no re-download
     meta = json.loads((run_dir / "run.json").read_text())
-    assert meta["team"]["name"] == "debate" and meta["models"]["planner"] == "openai/gpt-4.1"
+    assert meta["team"]["name"] == "debate" and meta["models"]["planner"] == f"openai/{OPENAI_STRONG}"
     assert meta["code_version"]["commit"] or meta["code_version"]["package"]
     assert len(meta["sessions"]) == 2 and "finished_at" not in meta["sessions"][0]  # the killed one
     assert meta["sessions"][1]["resumed"] == 2 and meta["sessions"][1]["done"] == 5

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_system
+from tests.conftest import OPENAI_STRONG, require_system
 from tests.fakes.hf_hub import FakeHub
 from tests.fakes.scoring_api import ScoringServer
 from tests.fakes.scripted_llm import ScriptedLLM
@@ -78,7 +78,7 @@ def test_a_question_streams_nested_agent_steps_tool_and_code_steps_then_the_fina
     page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
     open_chat(page, stack.app.url)
     welcome = page.locator(".step").filter(has_text="Ask anything").first
-    expect(welcome).to_contain_text("openai/gpt-4.1 (planner, critic)")
+    expect(welcome).to_contain_text(f"openai/{OPENAI_STRONG} (planner, critic)")
     expect(welcome.get_by_role("button", name="Run the course evaluation")).to_be_visible()
 
     ask(page, sc.DEBATE_QUESTION)
@@ -86,7 +86,7 @@ def test_a_question_streams_nested_agent_steps_tool_and_code_steps_then_the_fina
     expect(answer).to_contain_text("Final answer: 4600", timeout=60_000)
     expect(answer).to_contain_text("approved by critic")
     expect(answer).to_contain_text("tokens")
-    expect(answer).to_contain_text("$")  # gpt-4.1 has a price: the cost is estimated, not "unknown"
+    expect(answer).to_contain_text("$")  # the strong tier has a price: the cost is estimated, not "unknown"
 
     run = step(page, "run", "debate team")
     expect(run).to_have_count(1)

@@ -143,6 +143,11 @@ def test_the_final_message_carries_time_tokens_cost_and_the_stop_reason_unless_a
     assert "**Stop reason:** turn limit reached (`max_turns`): the 16\\-turn limit was reached" in capped
     assert "1 min 15 s" in capped and "cost unknown" in capped
 
+    unpriced = final_answer_text(_result(usage={"a": AgentUsage(
+        calls=1, prompt_tokens=5, completion_tokens=5, cost_usd=None,
+        unknown_prices=["no price known for hf/Acme/Model-9: add it to OVERRIDES in models/prices.py"])}))
+    assert "cost unknown (no price known for hf/Acme/Model" in unpriced  # the UI says why, as the terminal does
+
     failed = final_answer_text(
         _result(answer="", approved=False, stop_reason="error", stop_detail="cannot build the team",
                 error="LLM provider 'openai' needs OPENAI_API_KEY, which is not set.")
