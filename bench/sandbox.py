@@ -23,14 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from autogen_core import CancellationToken  # noqa: E402
 from loguru import logger  # noqa: E402
 
-from sandbox import (  # noqa: E402
-    Limits,
-    SandboxUnavailable,
-    bwrap_problem,
-    create_executor,
-    docker_problem,
-    wasm_problem,
-)
+from sandbox import Limits, SandboxUnavailable, backend_names, backend_problem, create_executor  # noqa: E402
 from sandbox.base import SandboxError  # noqa: E402
 
 PANDAS = """
@@ -63,7 +56,7 @@ print({k: round(v, 1) for k, v in sorted(sums.items())}, sum(1 for _ in sheet.it
 async def measure(backend: str, runs: int) -> dict[str, float | str]:
     token = CancellationToken()
     started = time.perf_counter()
-    executor = create_executor(backend, allow_subprocess=True, limits=Limits(timeout_s=60))  # type: ignore[arg-type]
+    executor = create_executor(backend, allow_subprocess=True, limits=Limits(timeout_s=60))
     await executor.start()
     first = await executor.run_python("print(1)", token)
     cold = time.perf_counter() - started
@@ -99,17 +92,16 @@ async def measure(backend: str, runs: int) -> dict[str, float | str]:
 async def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=20)
-    p.add_argument("--backend", action="append", choices=["docker", "bwrap", "wasm", "subprocess"])
+    p.add_argument("--backend", action="append", choices=backend_names())
     args = p.parse_args()
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
-    backends = args.backend or ["docker", "bwrap", "wasm", "subprocess"]
+    backends = args.backend or list(backend_names())
     print(f"{'backend':<11} {'cold start':>11} {'warm print(1)':>14} {'warm p90':>9} {'small script':>13}")
     slow_docker = False
     over: list[str] = []
     for backend in backends:
-        problem = {"docker": lambda: docker_problem(_image()), "bwrap": bwrap_problem,
-                   "wasm": wasm_problem}.get(backend, lambda: None)()
+        problem = backend_problem(backend)
         if problem:
             print(f"{backend:<11} unavailable: {problem}")
             continue
@@ -132,12 +124,6 @@ async def main() -> int:
     for line in over:
         print(line)
     return 0
-
-
-def _image() -> str:
-    from config.settings import get_settings
-
-    return get_settings().sandbox_image
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # "auto" or a provider name from the registry (models/providers/); checked when the settings are read.
 ProviderChoice = str
 DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta/openai/"
-SandboxChoice = Literal["auto", "docker", "bwrap", "wasm", "subprocess"]
+# "auto" or a backend name from the sandbox registry (sandbox/__init__.py); checked when the settings are read.
+SandboxChoice = str
 SearchChoice = Literal["auto", "ddgs", "serper", "tavily", "brave"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,14 @@ class Settings(BaseSettings):
 
     # --- sandbox -----------------------------------------------------------------------------------------
     sandbox_backend: SandboxChoice | None = Field(None, validation_alias=_env("SANDBOX_BACKEND"))
+
+    @field_validator("sandbox_backend")
+    @classmethod
+    def _known_sandbox_backend(cls, value: str | None) -> str | None:
+        # the sandbox package reads these settings: look its registry up when validating
+        from sandbox import check_backend
+
+        return None if value is None else check_backend(value)
 
     sandbox_allow_subprocess: bool | None = Field(None, validation_alias=_env("SANDBOX_ALLOW_SUBPROCESS"))
     sandbox_image: str = Field("roundtable-sandbox:latest", validation_alias=_env("SANDBOX_IMAGE"))

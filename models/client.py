@@ -38,7 +38,7 @@ from autogen_core.tools import Tool, ToolSchema
 from loguru import logger
 from pydantic import BaseModel
 
-from config.telemetry import maybe_span
+from observability.tracing import maybe_span
 
 T = TypeVar("T")
 

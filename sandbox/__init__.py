@@ -1,63 +1,73 @@
 """Where the coder's Python runs. `create_executor` picks a backend; see README "Sandbox".
 
-`auto` takes the first that works here: docker (an engine answers and the image exists) > bwrap
-(bubblewrap can create its namespaces) > wasm (Pyodide under Deno: deno and the runtime are installed)
-> subprocess (not isolated; only when the config allows it).
+The backends are the modules registered in `_MODULES`, each declaring itself with a `BACKEND`
+(sandbox/registry.py: its executor class and name, what it protects, how it knows it can run here).
+Every list of backend names (the CLI, SANDBOX_BACKEND, the team YAML's `sandbox.backend`, the benchmark)
+derives from this registry. `auto` takes the first isolated backend that works here, in `_MODULES` order:
+docker (an engine answers and the image exists) > bwrap (bubblewrap can create its namespaces) > wasm
+(Pyodide under Deno: deno and the runtime are installed); a backend that is not isolated (subprocess) is
+used only when the config allows it.
 Each probe's answer is cached for a short while so a batch of questions does not re-probe per question.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 from loguru import logger
 
 from sandbox.base import Limits, SandboxError, SandboxExecutor, SandboxResult
-from sandbox.subprocess_backend import SubprocessSandbox
+from sandbox.registry import AUTO, BackendInfo, Host
 
-Backend = Literal["auto", "docker", "bwrap", "wasm", "subprocess"]
-BACKENDS: tuple[str, ...] = ("auto", "docker", "bwrap", "wasm", "subprocess")
+# Registering a backend = adding its module here; the order is `auto`'s preference among isolated ones.
+_MODULES = ("sandbox.docker_backend", "sandbox.bwrap_backend", "sandbox.wasm_backend", "sandbox.subprocess_backend")
+
+REGISTRY: dict[str, BackendInfo] = {}
+for _module in _MODULES:
+    _info: BackendInfo = importlib.import_module(_module).BACKEND
+    REGISTRY[_info.name] = _info
+
+Backend = str  # "auto" or a name in REGISTRY; `check_backend` validates one
+BACKENDS: tuple[str, ...] = (AUTO, *REGISTRY)  # what the CLI offers
 PROBE_TTL_S = 30.0
+ALLOW_HINT = "(set `sandbox.allow_subprocess: true` in the team YAML or SANDBOX_ALLOW_SUBPROCESS=1)"
 
 
 class SandboxUnavailable(RuntimeError):
     pass
 
 
-_probes: dict[tuple[str, str], tuple[float, str | None]] = {}
+def backend_names() -> tuple[str, ...]:
+    """Every registered backend, in `auto`'s order (without "auto")."""
+    return tuple(REGISTRY)
 
 
-def _cached(kind: str, key: str, probe) -> str | None:
+def check_backend(name: str) -> str:
+    """`name` if it is "auto" or a registered backend, else a ValueError listing the valid names
+    (what the settings and the team schema validate SANDBOX_BACKEND and `sandbox.backend` with)."""
+    valid = (AUTO, *REGISTRY)
+    if name in valid:
+        return name
+    from pydantic_core import PydanticCustomError  # a ValueError whose message pydantic shows as it is
+
+    raise PydanticCustomError("unknown_sandbox_backend", "unknown sandbox backend {name} (choose one of {valid})",
+                              {"name": repr(name), "valid": ", ".join(valid)})
+
+
+_probes: dict[tuple[object, Host], tuple[float, str | None]] = {}
+
+
+def _cached(probe: Callable[[Host], str | None], host: Host) -> str | None:
     now = time.monotonic()
-    hit = _probes.get((kind, key))
+    hit = _probes.get((probe, host))
     if hit is not None and now - hit[0] < PROBE_TTL_S:
         return hit[1]
-    problem = probe()
-    _probes[(kind, key)] = (now, problem)
+    problem = probe(host)
+    _probes[(probe, host)] = (now, problem)
     return problem
-
-
-def docker_problem(image: str) -> str | None:
-    """None when the docker backend can run here, else why not."""
-    from sandbox.docker_backend import docker_problem as probe
-
-    return _cached("docker", image, lambda: probe(image))
-
-
-def bwrap_problem(python: str | None = None) -> str | None:
-    """None when the bwrap backend can run here, else why not."""
-    from sandbox.bwrap_backend import bwrap_problem as probe
-
-    return _cached("bwrap", python or "", lambda: probe(python))
-
-
-def wasm_problem(runtime_dir: Path | None = None) -> str | None:
-    """None when the wasm backend can run here, else why not (and which command installs what is missing)."""
-    from sandbox.wasm_backend import wasm_problem as probe
-
-    return _cached("wasm", str(runtime_dir or ""), lambda: probe(runtime_dir))
 
 
 def _settings():
@@ -66,8 +76,25 @@ def _settings():
     return get_settings()
 
 
+def _host(image: str | None, python: str | None, wasm_dir: Path | None) -> Host:
+    if image is None or python is None:
+        settings = _settings()
+        image = image or settings.sandbox_image
+        python = python or settings.sandbox_python
+    assert image is not None
+    return Host(image=image, python=python, wasm_dir=wasm_dir)
+
+
+def backend_problem(name: str, *, image: str | None = None, python: str | None = None,
+                    wasm_dir: Path | None = None) -> str | None:
+    """None when backend `name` can run here, else why not (defaults as in `create_executor`)."""
+    if name not in REGISTRY:
+        raise SandboxUnavailable(f"unknown sandbox backend {name!r} (choose one of {', '.join(REGISTRY)})")
+    return _cached(REGISTRY[name].problem, _host(image, python, wasm_dir))
+
+
 def create_executor(
-    backend: Backend = "auto",
+    backend: Backend = AUTO,
     *,
     files: list[Path] | None = None,
     limits: Limits | None = None,
@@ -78,72 +105,57 @@ def create_executor(
 ) -> SandboxExecutor:
     """A sandbox for one question. `image`: the docker image (default: settings' SANDBOX_IMAGE);
     `python`: the interpreter bwrap and subprocess run (default: this one); `wasm_dir`: the wasm runtime
-    (default: settings' SANDBOX_WASM_DIR)."""
-    if backend not in BACKENDS:
-        raise SandboxUnavailable(f"unknown sandbox backend {backend!r} (choose one of {', '.join(BACKENDS)})")
-    if image is None or python is None:
-        settings = _settings()
-        image = image or settings.sandbox_image
-        python = python or settings.sandbox_python
+    (default: settings' SANDBOX_WASM_DIR). `allow_subprocess`: a backend that is not isolated may be used."""
+    try:
+        check_backend(backend)
+    except ValueError as exc:
+        raise SandboxUnavailable(str(exc)) from None
+    host = _host(image, python, wasm_dir)
+    chosen = REGISTRY.get(backend)
     skipped: list[str] = []
-    if backend in ("auto", "docker"):
-        problem = docker_problem(image)
+    candidates = [i for i in REGISTRY.values() if i.isolated] if chosen is None else [chosen] if chosen.isolated else []
+    for info in candidates:
+        problem = _cached(info.problem, host)
         if problem is None:
-            from sandbox.docker_backend import DockerSandbox
-
-            logger.info("sandbox: docker (image {})", image)
-            return DockerSandbox(files=files, limits=limits, image=image)
-        if backend == "docker":
-            raise SandboxUnavailable(f"sandbox backend 'docker' is not available: {problem}")
-        skipped.append(f"docker: {problem}")
-    if backend in ("auto", "bwrap"):
-        problem = bwrap_problem(python)
-        if problem is None:
-            from sandbox.bwrap_backend import BwrapSandbox
-
-            logger.info("sandbox: bwrap{}", f" ({'; '.join(skipped)})" if skipped else "")
-            return BwrapSandbox(files=files, limits=limits, python=python)
-        if backend == "bwrap":
-            raise SandboxUnavailable(f"sandbox backend 'bwrap' is not available: {problem}")
-        skipped.append(f"bwrap: {problem}")
-    if backend in ("auto", "wasm"):
-        problem = wasm_problem(wasm_dir)
-        if problem is None:
-            from sandbox.wasm_backend import WasmSandbox
-
-            logger.info("sandbox: wasm{}", f" ({'; '.join(skipped)})" if skipped else "")
-            return WasmSandbox(files=files, limits=limits, runtime_dir=wasm_dir)
-        if backend == "wasm":
-            raise SandboxUnavailable(f"sandbox backend 'wasm' is not available: {problem}")
-        skipped.append(f"wasm: {problem}")
-    if not allow_subprocess and backend == "subprocess":
-        raise SandboxUnavailable(
-            "the subprocess backend is not isolated and is refused unless allowed "
-            "(set `sandbox.allow_subprocess: true` in the team YAML or SANDBOX_ALLOW_SUBPROCESS=1)"
-        )
+            why = f" ({'; '.join(skipped)})" if skipped else ""
+            logger.info("sandbox: {}{}{}", info.name, info.detail(host), why)
+            return info.create(host, files, limits)
+        if chosen is not None:
+            raise SandboxUnavailable(f"sandbox backend {info.name!r} is not available: {problem}")
+        skipped.append(f"{info.name}: {problem}")
+    why = f" ({'; '.join(skipped)})" if skipped else ""
+    if not allow_subprocess and chosen is not None:
+        raise SandboxUnavailable(f"the {chosen.name} backend is not isolated and is refused unless allowed {ALLOW_HINT}")
     if not allow_subprocess:
-        why = f" ({'; '.join(skipped)})" if skipped else ""
         raise SandboxUnavailable(
-            f"no isolated sandbox backend is available{why} and the subprocess backend is not allowed "
-            "(set `sandbox.allow_subprocess: true` in the team YAML or SANDBOX_ALLOW_SUBPROCESS=1)"
+            f"no isolated sandbox backend is available{why} and the subprocess backend is not allowed {ALLOW_HINT}"
         )
+    fallback = chosen or next((i for i in REGISTRY.values() if not i.isolated), None)
+    if fallback is None:
+        raise SandboxUnavailable(f"no sandbox backend is available{why}")
+    problem = _cached(fallback.problem, host)
+    if problem is not None:
+        raise SandboxUnavailable(f"sandbox backend {fallback.name!r} is not available: {problem}")
     logger.warning(
-        "sandbox: using the subprocess backend, which is NOT ISOLATED: model-written code runs on this host "
-        "as this user, with its files and network{}", f" ({'; '.join(skipped)})" if skipped else ""
+        "sandbox: using the {} backend, which is NOT ISOLATED: model-written code runs on this host "
+        "as this user, with its files and network{}", fallback.name, why
     )
-    return SubprocessSandbox(files=files, limits=limits, python=python)
+    return fallback.create(host, files, limits)
 
 
 __all__ = [
     "BACKENDS",
+    "REGISTRY",
     "Backend",
+    "BackendInfo",
+    "Host",
     "Limits",
     "SandboxError",
     "SandboxExecutor",
     "SandboxResult",
     "SandboxUnavailable",
-    "bwrap_problem",
+    "backend_names",
+    "backend_problem",
+    "check_backend",
     "create_executor",
-    "docker_problem",
-    "wasm_problem",
 ]

@@ -1,10 +1,11 @@
 """`python -m sandbox run SCRIPT.py` runs a program the way the coder's code runs; `status` lists backends.
 
-    python -m sandbox run [--backend auto|docker|bwrap|wasm|subprocess] [--timeout S] [--memory MB]
+    python -m sandbox run [--backend auto|NAME] [--timeout S] [--memory MB]
                           [--file PATH ...] [--allow-subprocess] SCRIPT.py|-
     python -m sandbox status
     python -m sandbox install-wasm [--packages NAME ...] [--pyodide-index URL] [--dir DIR]
 
+NAME is a registered backend (sandbox/__init__.py; `status` and `run --help` list them).
 `run` prints the program's output on stdout, one line on stderr saying which backend ran it, and exits
 with the program's exit code (124 when it was killed at the time limit, 130 when stopped with Ctrl-C).
 """
@@ -19,17 +20,10 @@ from pathlib import Path
 
 from autogen_core import CancellationToken
 
+import sandbox
 from config.log import setup_logging
 from config.settings import get_settings
-from sandbox import (
-    BACKENDS,
-    Limits,
-    SandboxUnavailable,
-    bwrap_problem,
-    create_executor,
-    docker_problem,
-    wasm_problem,
-)
+from sandbox import BACKENDS, Limits, SandboxUnavailable, backend_problem, create_executor
 from sandbox.base import SandboxError
 
 EXIT_SANDBOX_ERROR = 125  # like `docker run`: the sandbox itself failed, not the program
@@ -39,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     settings = get_settings()
     p = argparse.ArgumentParser(prog="python -m sandbox", description="Run Python in the coder's sandbox.")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a script and print its output")
+    backends = "; ".join(f"{info.name}: {info.protects}" for info in sandbox.REGISTRY.values())
+    run = sub.add_parser("run", help="run a script and print its output", epilog=f"backends: {backends}")
     run.add_argument("script", help="the Python file to run; '-' reads it from standard input")
     run.add_argument("--backend", choices=BACKENDS, default=settings.sandbox_backend or "auto",
                      help="where to run it (default: SANDBOX_BACKEND or auto)")
@@ -92,15 +87,19 @@ async def run(args: argparse.Namespace, code: str) -> int:
 
 def status() -> int:
     settings = get_settings()
-    problems = {"docker": docker_problem(settings.sandbox_image), "bwrap": bwrap_problem(settings.sandbox_python),
-                "wasm": wasm_problem()}
+    isolated = [info.name for info in sandbox.REGISTRY.values() if info.isolated]
+    problems = {name: backend_problem(name, image=settings.sandbox_image, python=settings.sandbox_python)
+                for name in isolated}
     for name, problem in problems.items():
         print(f"{name:10} {'ok' if problem is None else 'unavailable: ' + problem}")
     allowed = "allowed" if settings.sandbox_allow_subprocess else "refused unless SANDBOX_ALLOW_SUBPROCESS=1"
-    print(f"{'subprocess':10} NOT isolated; {allowed}")
+    unisolated = [info.name for info in sandbox.REGISTRY.values() if not info.isolated]
+    for name in unisolated:
+        print(f"{name:10} NOT isolated; {allowed}")
     picked = next((name for name, problem in problems.items() if problem is None), None)
     if picked is None:
-        picked = "subprocess (NOT isolated)" if settings.sandbox_allow_subprocess else "none: runs go on without run_python"
+        picked = (f"{unisolated[0]} (NOT isolated)" if settings.sandbox_allow_subprocess and unisolated
+                  else "none: runs go on without run_python")
     print(f"{'auto':10} {picked}")
     return 0 if any(p is None for p in problems.values()) else 1
 

@@ -54,6 +54,7 @@ from sandbox.base import (
 )
 from sandbox.env import program_env
 from sandbox.inner import source
+from sandbox.registry import BackendInfo
 
 INSIDE_UID = 10001  # the program's uid inside a user namespace
 HOST_UID_BASE = 1_900_000_000  # dedicated host uids (root mode): far above any real account
@@ -414,3 +415,12 @@ def bwrap_problem(python: str | None = None) -> str | None:
     if python is not None and not os.access(python, os.X_OK):
         return f"the interpreter {python} (SANDBOX_PYTHON) does not exist or is not executable"
     return _probe(python, os.geteuid() == 0)
+
+
+BACKEND = BackendInfo(
+    executor=BwrapSandbox,
+    protects="fresh bubblewrap namespaces per run: no network, a root of read-only /usr, an unprivileged "
+             "uid, rlimits (no cgroups: no CPU share or total-memory limit)",
+    problem=lambda host: bwrap_problem(host.python),
+    create=lambda host, files, limits: BwrapSandbox(files=files, limits=limits, python=host.python),
+)

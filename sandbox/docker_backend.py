@@ -24,6 +24,7 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import uuid
 import weakref
@@ -50,12 +51,14 @@ from sandbox.base import (
 )
 from sandbox.env import program_env
 from sandbox.inner import source
+from sandbox.registry import BackendInfo
 
 USER = "10001:10001"
 LABEL = "org.roundtable.sandbox"
 OWNER_LABEL = "org.roundtable.sandbox.owner"
 DIR_LABEL = "org.roundtable.sandbox.dir"  # the host directory with its code and attachments
 KILL_GRACE_S = 5.0  # after SIGUSR1, how long the run may take to end before the container is replaced
+KILL_REPEAT_S = 0.25  # SIGUSR1 again this often meanwhile: a program `docker exec` was still starting got away
 # `kill -9 -1` as the sandbox user reaches every process of that user except PID 1 and the shell itself.
 RUN_SCRIPT = 'python3 "$1"; rc=$?; kill -9 -1 2>/dev/null; exit $rc'
 _OOM_LINE = re.compile(rb"^oom_kill (\d+)$", re.M)
@@ -279,6 +282,9 @@ class DockerSandbox(SandboxExecutor):
     # --- one run -------------------------------------------------------------------------------------
     async def _run(self, code: str, cancellation_token: CancellationToken) -> SandboxResult:
         await self.start()
+        if cancellation_token.is_cancelled():  # cancelled while the container was starting: run nothing
+            return make_result(self.backend, exit_code=0, output="", truncated=False, cause="cancelled",
+                               limits=self.limits, duration_s=0.0)
         notes: list[str] = []
         docker = _docker()
         try:
@@ -293,18 +299,23 @@ class DockerSandbox(SandboxExecutor):
         started = time.monotonic()
         collector = OutputCollector(self.limits.output_bytes)
         cancelled = cancel_event(cancellation_token)
-        done = in_thread(self._pump, exec_id, collector)
+        stopping = threading.Event()  # set before the first kill: a program not started yet is not started
+        finished = threading.Event()  # the program's output ended (set by the reading thread itself)
+        done = in_thread(self._pump, exec_id, collector, stopping, finished)
         try:
             cause = await wait_for_end(done, cancelled, self.limits.timeout_s)
             if cause != "exited":
+                stopping.set()
                 await self._kill_programs(done, notes)
         except asyncio.CancelledError:
             # The task running us was cancelled: the program must still die, without awaiting anything.
+            stopping.set()
             if self._client is not None and self.container_id is not None:
-                submit_blocking(self._client.api.kill, self.container_id, signal="SIGUSR1")
+                submit_blocking(self._kill_until_done, self._client, self.container_id, finished)
             raise
         duration = time.monotonic() - started
-        exit_code = await blocking(self._exit_code, exec_id)
+        # A stopped run reports 124 or 130 whatever the exec says (it may never have started).
+        exit_code = await blocking(self._exit_code, exec_id) if cause == "exited" else -1
         if cause == "exited" and exit_code == 137:
             oom = await blocking(self._oom_kills)
             notes += signal_note(exit_code, self.limits, oom=oom > self._oom_seen)
@@ -334,29 +345,59 @@ class DockerSandbox(SandboxExecutor):
         )
         return str(created["Id"])
 
-    def _pump(self, exec_id: str, collector: OutputCollector) -> None:
-        """Read the program's output until it ends (runs in a worker thread)."""
-        stream = self._client.api.exec_start(exec_id, stream=True, demux=True)
-        for out, err in stream:  # frames arrive in the order the program wrote them
-            if out:
-                collector.feed(out)
-            if err:
-                collector.feed(err)
+    def _pump(self, exec_id: str, collector: OutputCollector, stopping: threading.Event,
+              finished: threading.Event) -> None:
+        """Start the program and read its output until it ends (runs in a worker thread)."""
+        try:
+            if stopping.is_set():
+                return
+            stream = self._client.api.exec_start(exec_id, stream=True, demux=True)
+            for out, err in stream:  # frames arrive in the order the program wrote them
+                if out:
+                    collector.feed(out)
+                if err:
+                    collector.feed(err)
+        finally:
+            finished.set()
 
     async def _kill_programs(self, done: asyncio.Future, notes: list[str]) -> None:
-        """Kill every program in the container; replace the container if they will not die."""
-        try:
-            await blocking(self._client.api.kill, self.container_id, signal="SIGUSR1")
-        except Exception as exc:
-            logger.warning("sandbox: could not signal docker container {}: {}", self.container_name, exc)
-        try:
-            await asyncio.wait_for(asyncio.shield(done), timeout=KILL_GRACE_S)
-        except asyncio.TimeoutError:
+        """Kill every program in the container; replace the container if they will not die.
+
+        The signal is repeated until the run ends: a cancel can arrive while `docker exec` is still starting
+        the program, and a SIGUSR1 sent before the program exists kills nothing."""
+        deadline = time.monotonic() + KILL_GRACE_S
+        warned = False
+        while True:
+            try:
+                await blocking(self._client.api.kill, self.container_id, signal="SIGUSR1")
+            except Exception as exc:
+                if not warned:
+                    logger.warning("sandbox: could not signal docker container {}: {}", self.container_name, exc)
+                    warned = True
+            left = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(asyncio.shield(done), timeout=max(0.0, min(KILL_REPEAT_S, left)))
+                return
+            except asyncio.TimeoutError:
+                if time.monotonic() < deadline:
+                    continue
+            except Exception:
+                return
             logger.warning("sandbox: programs in {} did not die; replacing the container", self.container_name)
             await self._replace_container()
             notes.append("the sandbox was restarted; files written by earlier runs are gone")
-        except Exception:
-            pass
+            return
+
+    @staticmethod
+    def _kill_until_done(client: Any, container_id: str, finished: threading.Event) -> None:
+        """SIGUSR1 the container until the run's output ends (or KILL_GRACE_S passes); in a worker thread."""
+        deadline = time.monotonic() + KILL_GRACE_S
+        while not finished.is_set() and time.monotonic() < deadline:
+            try:
+                client.api.kill(container_id, signal="SIGUSR1")
+            except Exception:
+                return
+            finished.wait(KILL_REPEAT_S)
 
     def _exit_code(self, exec_id: str) -> int:
         # The stream ends when the program's output closes; its exit status can land a moment later.
@@ -384,3 +425,13 @@ class DockerSandbox(SandboxExecutor):
         except Exception:
             return 0
         return sum(int(m) for m in _OOM_LINE.findall(out or b""))
+
+
+BACKEND = BackendInfo(
+    executor=DockerSandbox,
+    protects="a hardened container per question: no network, read-only root, unprivileged user, no "
+             "capabilities, memory/CPU/pids limits",
+    problem=lambda host: docker_problem(host.image),
+    create=lambda host, files, limits: DockerSandbox(files=files, limits=limits, image=host.image),
+    detail=lambda host: f" (image {host.image})",
+)

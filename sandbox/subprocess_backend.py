@@ -32,6 +32,7 @@ from sandbox.base import (
     wait_for_end,
 )
 from sandbox.env import program_env
+from sandbox.registry import BackendInfo
 from sandbox.undumpable import make_undumpable
 
 
@@ -116,3 +117,12 @@ class SubprocessSandbox(SandboxExecutor):
         notes = signal_note(exit_code, self.limits) if cause == "exited" else []
         return make_result(self.backend, exit_code=exit_code, output=output, truncated=truncated, cause=cause,
                            limits=self.limits, duration_s=time.monotonic() - started, notes=notes)
+
+
+BACKEND = BackendInfo(
+    executor=SubprocessSandbox,
+    protects="nothing: the program runs on this host as this user, with its files and network (rlimits "
+             "and a scrubbed environment only); used only when explicitly allowed",
+    problem=lambda host: None,
+    create=lambda host, files, limits: SubprocessSandbox(files=files, limits=limits, python=host.python),
+)

@@ -47,6 +47,7 @@ from sandbox.base import (
     stage_files,
     wait_for_end,
 )
+from sandbox.registry import BackendInfo
 from sandbox.wasm_runtime import INSTALL_HINT, RUNNER, Runtime, WasmInstallError, find_deno, load_runtime
 
 STARTUP_TIMEOUT_S = 90.0  # loading Pyodide: ~3 s on an idle core, much more on a busy host
@@ -401,4 +402,12 @@ def wasm_problem(runtime_dir: Path | None = None) -> str | None:
     return None
 
 
-__all__ = ["INSTALL_HINT", "WasmSandbox", "wasm_problem"]
+BACKEND = BackendInfo(
+    executor=WasmSandbox,
+    protects="Pyodide (WebAssembly) under Deno with no permissions but reading its runtime and the "
+             "attachments: no host processes, files or network",
+    problem=lambda host: wasm_problem(host.wasm_dir),
+    create=lambda host, files, limits: WasmSandbox(files=files, limits=limits, runtime_dir=host.wasm_dir),
+)
+
+__all__ = ["BACKEND", "INSTALL_HINT", "WasmSandbox", "wasm_problem"]

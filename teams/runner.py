@@ -28,7 +28,7 @@ from loguru import logger
 from agents.tools.registry import ToolContext
 from common.text import one_line
 from config.settings import Settings, get_settings
-from config.telemetry import RunTelemetry, setup_tracing
+from observability.tracing import RunTelemetry, setup_tracing
 from models.client import ManagedClient
 from models.providers import build_client
 from models.spec import ModelSpec

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agents.roles import ROLES, Role, default_tools
 from models.spec import ModelSpec
@@ -100,10 +100,17 @@ class AnswerSpec(Strict):
 
 
 class SandboxSpec(Strict):
-    backend: Literal["auto", "docker", "bwrap", "wasm", "subprocess"] = "auto"
+    backend: str = Field("auto", description="auto or a backend registered in sandbox/__init__.py")
     allow_subprocess: bool = False
     timeout_seconds: float = Field(60, gt=0, le=3600)
     memory_mb: int = Field(1024, ge=64, le=65536)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from sandbox import check_backend
+
+        return check_backend(value)
 
 
 class TeamConfig(Strict):

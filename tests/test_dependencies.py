@@ -13,7 +13,7 @@ from pathlib import Path
 import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
-FIRST_PARTY = {"agents", "teams", "sandbox", "config", "models", "cli", "common", "evaluation", "ui", "tests", "bench",
+FIRST_PARTY = {"agents", "teams", "sandbox", "config", "models", "cli", "common", "observability", "evaluation", "ui", "tests", "bench",
                "submit", "chainlit_app"}
 # Declared without an import of their own, each for a reason.
 USED_WITHOUT_IMPORT = {

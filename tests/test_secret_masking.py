@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rich.console import Console
 
-import config.telemetry as telemetry
+import observability.tracing as telemetry
 from cli.console import ConsoleRenderer
 from config.log import _KEY_PATTERNS, MASK, StreamMasker, register_secrets, setup_logging
 from config.settings import Settings

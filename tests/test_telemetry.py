@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import config.telemetry as telemetry
+import observability.tracing as telemetry
 from teams import Run, load_team, solve
 from tests.conftest import settings_for
 from tests.test_debate import QUESTION, debate_script

@@ -8,7 +8,7 @@ from autogen_core.code_executor import CodeBlock
 
 from agents.tools.errors import ToolError
 from agents.tools.registry import SafeTool, ToolContext, register
-from config.telemetry import maybe_span
+from observability.tracing import maybe_span
 
 RUN_PYTHON_DESCRIPTION = (
     "Run a complete Python 3 program in the question's sandbox and return its exit code and output. "

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from agents.tools.errors import ToolError, ToolFailed
 from common.text import DEFAULT_MAX_CHARS, bound, one_line
 from config.settings import Settings
-from config.telemetry import maybe_span
+from observability.tracing import maybe_span
 
 
 @dataclass
@@ -40,7 +40,7 @@ class ToolContext:
     executor: Callable[[], Awaitable[CodeExecutor]] | None = None  # the question's sandbox, started on first use
     vision_client: ChatCompletionClient | None = None
     allow_loopback: bool = False  # only tests serving fixtures on 127.0.0.1 turn this on
-    telemetry: Any | None = None  # config.telemetry.RunTelemetry when tracing is on
+    telemetry: Any | None = None  # observability.tracing.RunTelemetry when tracing is on
     # call id -> a tool's structured result (StructuredOutput), for the run's transcript
     outputs: dict[str, Any] = field(default_factory=dict)
     # A team's `guards.repeated_tool_calls`: "cache" answers a repeated identical call from `call_cache`.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -27,7 +28,7 @@ from typing import Any
 import pytest
 
 from config.settings import get_settings
-from sandbox import Limits, SandboxExecutor, bwrap_problem, docker_problem, wasm_problem
+from sandbox import Limits, SandboxExecutor, backend_problem
 from sandbox.bwrap_backend import BwrapSandbox
 from sandbox.docker_backend import DockerSandbox
 from sandbox.wasm_backend import WasmSandbox
@@ -45,7 +46,7 @@ def image() -> str:
 def require(kind: str) -> None:
     """Skip (locally) or fail (CI) when this machine cannot run `kind`."""
     if kind == "docker":
-        problem = docker_problem(image())
+        problem = backend_problem("docker", image=image())
         if problem:
             skip_or_fail(f"docker sandbox: {problem}")
     elif kind in ("bwrap", "bwrap-userns"):
@@ -54,11 +55,11 @@ def require(kind: str) -> None:
                 pytest.skip("not root: the plain 'bwrap' case already uses a user namespace")
             if not os.access(SYSTEM_PYTHON, os.X_OK):
                 skip_or_fail(f"{SYSTEM_PYTHON} is needed for the user-namespace bwrap case")
-        problem = bwrap_problem()
+        problem = backend_problem("bwrap")
         if problem:
             skip_or_fail(f"bwrap sandbox: {problem}")
     elif kind == "wasm":
-        problem = wasm_problem()
+        problem = backend_problem("wasm")
         if problem:
             skip_or_fail(f"wasm sandbox: {problem}")
     else:
@@ -272,6 +273,14 @@ class NetnsHost:
 _NETNS_SERIAL = itertools.count()
 
 
+def _free_test_subnet(start: int) -> int:
+    """A 198.18.<n>.0/30 no interface on this machine uses yet: another test process (a second CI clone) may
+    have picked the same n from its pid, and two veths on one subnet make the control connection flaky."""
+    listed = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True, timeout=10, check=False).stdout
+    used = {int(m) for m in re.findall(r"inet 198\.18\.(\d+)\.", listed)}
+    return next((n for n in (*range(start, 250), *range(start)) if n not in used), start)
+
+
 @pytest.fixture
 def netns_host() -> Iterator[NetnsHost]:
     if os.geteuid() != 0:
@@ -283,7 +292,7 @@ def netns_host() -> Iterator[NetnsHost]:
     serial = next(_NETNS_SERIAL)
     tag = f"{os.getpid() % 10000}{serial % 100:02d}"
     name, outer, inner = f"rt-sbx-{tag}", f"rtsbx{tag}a", f"rtsbx{tag}b"
-    subnet = (os.getpid() + serial) % 250
+    subnet = _free_test_subnet((os.getpid() + serial) % 250)
     host_ip, ns_ip = f"198.18.{subnet}.1", f"198.18.{subnet}.2"
 
     def ip(*args: str) -> None:

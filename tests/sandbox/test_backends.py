@@ -55,7 +55,7 @@ def test_an_explicit_backend_that_cannot_run_says_why() -> None:
     with pytest.raises(SandboxUnavailable, match=r"'docker' is not available: .*roundtable-no-such-image:0.*make sandbox-image|'docker' is not available: no Docker engine"):
         create_executor("docker", image="roundtable-no-such-image:0")
     with pytest.raises(SandboxUnavailable, match="unknown sandbox backend 'dokker'"):
-        create_executor("dokker")  # type: ignore[arg-type]
+        create_executor("dokker")
 
 
 def test_the_subprocess_backend_is_refused_unless_allowed_and_labelled_when_it_is() -> None:
@@ -66,18 +66,23 @@ def test_the_subprocess_backend_is_refused_unless_allowed_and_labelled_when_it_i
     assert executor.isolated is False and executor.describe() == "subprocess (NOT isolated)"
 
 
+def unavailable(monkeypatch: pytest.MonkeyPatch, name: str, why: str) -> None:
+    """Make the registered backend `name` report `why` as the reason it cannot run here."""
+    monkeypatch.setitem(sandbox_pkg.REGISTRY, name, replace(sandbox_pkg.REGISTRY[name], problem=lambda host: why))
+
+
 def test_auto_falls_back_to_wasm_without_docker_and_bwrap(monkeypatch) -> None:
     require("wasm")
-    monkeypatch.setattr(sandbox_pkg, "docker_problem", lambda image: "no Docker engine answers")
-    monkeypatch.setattr(sandbox_pkg, "bwrap_problem", lambda python=None: "bubblewrap is not installed")
+    unavailable(monkeypatch, "docker", "no Docker engine answers")
+    unavailable(monkeypatch, "bwrap", "bubblewrap is not installed")
     executor = create_executor("auto")
     assert isinstance(executor, WasmSandbox) and executor.isolated and executor.describe() == "wasm"
 
 
 def test_auto_without_any_isolated_backend_refuses_or_warns(monkeypatch) -> None:
-    monkeypatch.setattr(sandbox_pkg, "docker_problem", lambda image: "no Docker engine answers")
-    monkeypatch.setattr(sandbox_pkg, "bwrap_problem", lambda python=None: "bubblewrap is not installed")
-    monkeypatch.setattr(sandbox_pkg, "wasm_problem", lambda runtime_dir=None: "deno is not installed")
+    unavailable(monkeypatch, "docker", "no Docker engine answers")
+    unavailable(monkeypatch, "bwrap", "bubblewrap is not installed")
+    unavailable(monkeypatch, "wasm", "deno is not installed")
     with pytest.raises(SandboxUnavailable) as info:
         create_executor("auto")
     message = str(info.value)
@@ -161,6 +166,30 @@ async def test_a_container_ends_by_itself_after_its_lifetime() -> None:
     await sandbox.stop()
 
 
+async def test_a_cancel_that_races_the_programs_start_still_stops_it_at_once() -> None:
+    """A cancel can land while `docker exec` is still starting the program (the run is only just begun):
+    the program must still be stopped at once, not left to run until the container is thrown away."""
+    require("docker")
+    sandbox = DockerSandbox(limits=replace(TEST_LIMITS, timeout_s=60), image=image())
+    await sandbox.start()
+    name = sandbox.container_name
+    try:
+        for delay in (0.0, 0.01, 0.03, 0.06, 0.1, 0.2):
+            token = CancellationToken()
+            task = asyncio.ensure_future(sandbox.run_python("import time\nprint('working', flush=True)\ntime.sleep(60)", token))
+            await asyncio.sleep(delay)
+            cancelled_at = time.monotonic()
+            token.cancel()
+            result = await task
+            took = time.monotonic() - cancelled_at
+            assert result.cancelled and took < 3.0, f"cancelled {delay}s into the run: took {took:.1f}s"
+            assert "restarted" not in result.output, f"cancelled {delay}s into the run: {result.output}"
+            assert sandbox.container_name == name
+        assert (await sandbox.run_python("print('still here')", CancellationToken())).output == "still here\n"
+    finally:
+        await sandbox.stop()
+
+
 async def test_a_missing_image_is_a_clear_error() -> None:
     require("docker")
     from sandbox.base import SandboxError
@@ -176,7 +205,7 @@ async def test_a_missing_image_is_a_clear_error() -> None:
 async def test_execute_code_blocks_runs_blocks_in_order_and_stops_at_the_first_failure(kind) -> None:
     if kind != "subprocess":
         require(kind)
-    executor = create_executor(kind, allow_subprocess=True, limits=TEST_LIMITS, image=image())  # type: ignore[arg-type]
+    executor = create_executor(kind, allow_subprocess=True, limits=TEST_LIMITS, image=image())
     async with executor:
         result = await executor.execute_code_blocks(
             [CodeBlock("print('one')", "python"), CodeBlock("raise SystemExit(3)", "python"), CodeBlock("print('three')", "python")],
