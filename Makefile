@@ -38,6 +38,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/debate_cost.py
+	$(PY) bench/stalls.py
 	$(PY) bench/overhead.py
 	$(PY) bench/sandbox.py
 	$(PY) bench/batch.py

@@ -1,0 +1,85 @@
+"""Model calls and tokens a misbehaving model costs on debate.yaml, with the stall guards on and off.
+
+Each case is a model that misbehaves the way real ones do, scripted in-process (tests/fakes/function_model.py):
+  critic agrees in prose  - the critic restates the answer but never writes APPROVED;
+  researcher repeats      - the researcher calls the calculator with the same arguments, turn after turn.
+"off" is the same team with `guards: {repeated_tool_calls: run, consensus_after: null, stall_turns: null}`.
+Tokens are the doubles' word counts, not a real tokenizer. Targets (issue 13): every run ends with a stop reason and
+keeps its answer; the tool-loop case at most 15 model calls (not met yet: AutoGen's in-turn tool loop runs up to
+max_tool_iterations rounds before a guard can act between turns).
+
+    python bench/stalls.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loguru import logger  # noqa: E402
+
+import agents.tools.calculator as calculator  # noqa: E402
+from config.settings import Settings  # noqa: E402
+from teams import Run, load_team  # noqa: E402
+from teams import events as ev  # noqa: E402
+from teams.schema import GuardsSpec, TeamConfig  # noqa: E402
+from tests.fakes.function_model import Call, Reply, ScriptedModels, tool  # noqa: E402
+
+QUESTION = "The almanac lists Alderbrook with 1,200 inhabitants and Birchwell with 3,400. How many live in both towns together?"
+ENOUGH = 200  # more scripted replies than any run can use
+
+
+def critic_agrees_in_prose() -> ScriptedModels:
+    return ScriptedModels({
+        "planner": ["Both figures are in the question: 1,200 + 3,400.\nFINAL ANSWER: 4600"] * ENOUGH,
+        "critic": ["That looks right to me, the two figures add up.\nFINAL ANSWER: 4600"] * ENOUGH,
+    })
+
+
+def researcher_repeats_one_call() -> ScriptedModels:
+    def researcher(call: Call) -> Reply:
+        return tool("calculator", expression="1200 + 3400") if call.tools else "Still checking the sum.\nNEXT: planner"
+
+    return ScriptedModels({
+        "planner": ["Researcher, check the sum with the calculator.\nNEXT: researcher"] * ENOUGH,
+        "researcher": [researcher] * ENOUGH,
+    })
+
+
+async def measure(team: TeamConfig, make: Callable[[], ScriptedModels]) -> str:
+    runs: list[str] = []
+    real = calculator.calculate
+
+    def counted(expression: str) -> str:
+        runs.append(expression)
+        return real(expression)
+
+    calculator.calculate = counted
+    try:
+        models = make()
+        run = Run(QUESTION, team, settings=Settings(_env_file=None), client_factory=models.factory)  # type: ignore[call-arg]
+        turns = sum([isinstance(e, ev.TurnStarted) async for e in run.events()])
+    finally:
+        calculator.calculate = real
+    r = run.result
+    assert r is not None
+    return (f"{turns:>3} turns {r.model_calls:>3} model calls {r.prompt_tokens:>7,} prompt tokens "
+            f"{len(runs):>3} tool runs  stop={r.stop_reason} answer={r.answer or '-'}")
+
+
+async def main() -> None:
+    logger.remove()  # the figures, not the runs' logs
+    on = load_team("debate")
+    off = on.model_copy(update={"guards": GuardsSpec(repeated_tool_calls="run", consensus_after=None, stall_turns=None)})
+    for name, make in [("critic agrees in prose", critic_agrees_in_prose),
+                       ("researcher repeats one call", researcher_repeats_one_call)]:
+        for label, team in [("guards off", off), ("guards on ", on)]:
+            print(f"{name:<28} {label}: {await measure(team, make)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
