@@ -5,8 +5,7 @@ Each case is a model that misbehaves the way real ones do, scripted in-process (
   researcher repeats      - the researcher calls the calculator with the same arguments, turn after turn.
 "off" is the same team with `guards: {repeated_tool_calls: run, consensus_after: null, stall_turns: null}`.
 Tokens are the doubles' word counts, not a real tokenizer. Targets (issue 13): every run ends with a stop reason and
-keeps its answer; the tool-loop case at most 15 model calls (not met yet: AutoGen's in-turn tool loop runs up to
-max_tool_iterations rounds before a guard can act between turns).
+keeps its answer; the tool-loop case at most 15 model calls (guards.repeated_call_limit ends it inside the turn).
 
     python bench/stalls.py
 """

@@ -25,14 +25,14 @@ from autogen_core.code_executor import CodeExecutor
 from autogen_core.models import ChatCompletionClient
 from loguru import logger
 
-from agents.tools.registry import ToolContext
+from agents.tools.registry import ToolCallCache, ToolContext
 from common.text import one_line
 from config.settings import Settings, get_settings
-from observability.tracing import RunTelemetry, setup_tracing
 from models.client import ManagedClient
 from models.providers import build_client
 from models.spec import ModelSpec
 from models.usage import UsageLedger
+from observability.tracing import RunTelemetry, setup_tracing
 from sandbox import Limits, SandboxUnavailable, create_executor
 from teams import events as ev
 from teams.build import BuiltTeam, build_team
@@ -193,6 +193,10 @@ class Run:
                 telemetry=self.telemetry,
                 outputs=self.outputs,
                 repeat_calls=self.cfg.guards.repeated_tool_calls,
+                call_cache=ToolCallCache(
+                    loop_limit=self.cfg.guards.repeated_call_limit,
+                    on_loop=lambda detail: self._request_stop("stalled", detail),
+                ),
             )
             try:
                 self._stage_attachments(workdir)

@@ -79,6 +79,9 @@ class GuardsSpec(Strict):
     - `repeated_tool_calls: cache`: a tool call identical to an earlier one of the run (same tool, same
       arguments) returns the earlier result with a note instead of running again (`run`: always run).
       Programs (run_python) always run: one may read what an earlier one wrote.
+    - `repeated_call_limit` (with `cache`): an agent that gets this many repeated results in a row, with no
+      call of its own that ran in between, is looping inside its turn; the run ends at once, stop reason
+      `stalled`, with the best answer so far. null: off.
     - `consensus_after`: the same answer stated this many times (by any agent, the approver's restatements
       included) with no rejection since ends the run with it, stop reason `consensus`. null: off.
     - `stall_turns`: this many agent turns in a row without new evidence (a tool result or program output
@@ -87,6 +90,7 @@ class GuardsSpec(Strict):
     """
 
     repeated_tool_calls: Literal["cache", "run"] = "cache"
+    repeated_call_limit: int | None = Field(3, ge=2, le=50)
     consensus_after: int | None = Field(3, ge=2, le=50)
     stall_turns: int | None = Field(4, ge=2, le=200)
 

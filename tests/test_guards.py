@@ -103,9 +103,23 @@ async def test_a_critic_agreeing_in_prose_ends_by_consensus_on_turn_3_not_after_
     assert result.model_calls == 3
 
 
-async def test_a_researcher_repeating_one_call_runs_it_once_and_the_run_stalls(calculator_runs: list[str]) -> None:
+def without_loop_limit(team: TeamConfig) -> TeamConfig:
+    return team.model_copy(update={"guards": team.guards.model_copy(update={"repeated_call_limit": None})})
+
+
+async def test_a_researcher_looping_on_one_call_inside_its_turn_ends_the_run_at_once(calculator_runs: list[str]) -> None:
     models = researcher_repeats_one_call()
     events, result = await run(load_team("debate"), models)
+    assert calculator_runs == ["1200 + 3400"]
+    assert result.stop_reason == "stalled"
+    assert "researcher repeated the same calculator call 3 times in a row" in result.stop_detail
+    assert turns(events) == ["planner", "researcher"]
+    assert result.model_calls == 1 + 4  # the planner; the researcher's call that ran and its three repeats
+
+
+async def test_a_researcher_repeating_one_call_runs_it_once_and_the_run_stalls(calculator_runs: list[str]) -> None:
+    models = researcher_repeats_one_call()
+    events, result = await run(without_loop_limit(load_team("debate")), models)
     assert calculator_runs == ["1200 + 3400"]  # run once; every repeat got the earlier result
     repeats = [e for e in events if isinstance(e, ev.ToolResult)][1:]
     assert repeats and all(e.output.startswith(REPEAT_NOTE_PREFIX) and e.output.endswith("4600") for e in repeats)

@@ -58,10 +58,25 @@ class ToolCallCache:
     Calls with the same key wait for each other, so two identical calls in one reply run once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, loop_limit: int | None = None, on_loop: Callable[[str], None] | None = None) -> None:
         self._results: dict[str, tuple[str, str | None]] = {}  # key -> (text, agent that made the call)
         self._locks: dict[str, asyncio.Lock] = {}
         self.hits = 0
+        # guards.repeated_call_limit: an agent that gets this many repeats in a row, with no call that ran in
+        # between, is looping inside its turn (a model's tool loop runs up to max_tool_iterations rounds before
+        # any between-turn guard can act): `on_loop` ends the run as stalled.
+        self.loop_limit = loop_limit
+        self.on_loop = on_loop
+        self._streak: dict[str | None, int] = {}
+
+    def repeated(self, tool: str, agent: str | None) -> None:
+        self.hits += 1
+        self._streak[agent] = streak = self._streak.get(agent, 0) + 1
+        if self.loop_limit is not None and streak >= self.loop_limit and self.on_loop is not None:
+            self.on_loop(f"{agent or 'an agent'} repeated the same {tool} call {streak} times in a row")
+
+    def ran(self, agent: str | None) -> None:
+        self._streak[agent] = 0
 
     @staticmethod
     def key(tool: str, arguments: Mapping[str, Any]) -> str:
@@ -262,11 +277,12 @@ class SafeTool(FunctionTool):
         key = ToolCallCache.key(self.name, canonical)
         async with self.cache.lock(key):
             if (earlier := self.cache.get(key)) is not None:
-                self.cache.hits += 1
+                self.cache.repeated(self.name, self.agent)
                 text, first_agent = earlier
                 logger.info("tool {} {} -> repeated call, earlier result returned", self.name,
                             one_line(json.dumps(canonical, ensure_ascii=False, default=str), 160))
                 return repeated_result(self.name, text, first_agent=first_agent, agent=self.agent)
+            self.cache.ran(self.agent)
             text = await self._run_once(args, cancellation_token, call_id)
             self.cache.put(key, text, self.agent)
             return text
