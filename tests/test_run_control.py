@@ -45,53 +45,6 @@ def extra_tools(monkeypatch: pytest.MonkeyPatch):
     return add
 
 
-async def test_timeout_keeps_the_best_proposed_answer(llm_server) -> None:
-    server = llm_server(
-        {
-            "planner": ["The Quillwater is 412 km, the Marrow 388 km.\nFINAL ANSWER: Quillwater"],
-            "critic": [{"delay": 30, "content": "APPROVED\nFINAL ANSWER: Quillwater"}],
-        }
-    )
-    started = time.monotonic()
-    result = await solve(QUESTION, team(timeout_seconds=1.5), settings=settings_for(server))
-    assert time.monotonic() - started < 5, "a timeout must not wait for the slow model call"
-    assert result.stop_reason == "timeout" and "1.5s" in result.stop_detail
-    assert result.answer == "Quillwater" and result.provisional and not result.approved
-
-
-async def test_max_turns_stops_the_run_with_the_latest_unrejected_answer(llm_server) -> None:
-    server = llm_server(
-        {
-            "planner": ["FINAL ANSWER: Marrow", "FINAL ANSWER: Quillwater river", "Still thinking.\nNEXT: researcher"],
-            "critic": ["REJECTED: no evidence.\nNEXT: planner", "REJECTED: drop the word river.\nNEXT: planner"],
-            "researcher": ["Nothing found.\nNEXT: planner"],
-        }
-    )
-    result = await solve(QUESTION, team(max_turns=5), settings=settings_for(server))
-    assert result.stop_reason == "max_turns" and "5-turn limit" in result.stop_detail
-    # both proposals were rejected: the latest one is still better than nothing, and marked as provisional
-    assert result.answer == "Quillwater river" and not result.approved
-    assert [p.verdict for p in result.proposals] == ["rejected", "rejected"]
-
-
-async def test_cancel_during_a_model_call_stops_promptly(llm_server) -> None:
-    server = llm_server({"planner": [{"delay": 30, "content": "late"}]})
-    run = Run(QUESTION, team(), settings=settings_for(server))
-    seen: list[ev.Event] = []
-
-    async def consume() -> None:
-        async for e in run.events():
-            seen.append(e)
-            if isinstance(e, ev.TurnStarted):
-                asyncio.get_running_loop().call_later(0.3, run.cancel)
-
-    started = time.monotonic()
-    await asyncio.wait_for(consume(), timeout=10)
-    assert time.monotonic() - started < 3
-    assert run.result is not None and run.result.stop_reason == "cancelled"
-    assert isinstance(seen[-1], ev.RunFinished)
-
-
 async def test_cancel_during_a_slow_tool_stops_promptly_and_the_next_run_works(llm_server, extra_tools) -> None:
     async def slow_lookup(query: str) -> str:
         await asyncio.sleep(60)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from agents.tools.registry import ToolContext, build_tools, tool_names
@@ -9,7 +12,7 @@ from config.settings import Settings
 from teams import Run, load_team
 from teams import events as ev
 from teams.loader import parse_team
-from tests.fakes.function_model import Call, ScriptedModels, ToolCalls, tool
+from tests.fakes.function_model import Call, ScriptedModels, Slow, ToolCalls, tool
 
 QUESTION = "The almanac lists Alderbrook with 1,200 inhabitants and Birchwell with 3,400. How many live in both towns together?"
 
@@ -249,3 +252,35 @@ async def test_a_critic_restating_the_answer_without_the_marker_ends_by_consensu
     assert turns(events) == ["planner", "critic", "planner"]
     assert not [e for e in events if isinstance(e, ev.AnswerProposed) and e.verdict == "approved"]
     assert (result.stop_reason, result.answer, result.approved) == ("consensus", "4600", False)
+
+
+async def test_a_timeout_does_not_wait_for_a_slow_model_and_keeps_the_best_proposed_answer() -> None:
+    models = ScriptedModels({
+        "planner": ["Alderbrook 1,200 and Birchwell 3,400.\nFINAL ANSWER: 4600"],
+        "critic": [Slow(30, "APPROVED\nFINAL ANSWER: 4600")],
+    })
+    started = time.monotonic()
+    _, result = await run(trio(timeout_seconds=1.5), models)
+    assert time.monotonic() - started < 5, "a timeout must not wait for the slow model call"
+    assert result.stop_reason == "timeout" and "1.5s" in result.stop_detail
+    assert result.answer == "4600" and not result.approved
+    assert models.unused() == {"critic": 1}  # the slow reply never arrived
+
+
+async def test_cancelling_during_a_model_call_stops_promptly() -> None:
+    models = ScriptedModels({"planner": [Slow(30, "late")]})
+    r = Run(QUESTION, trio(), settings=Settings(_env_file=None), client_factory=models.factory)  # type: ignore[call-arg]
+    seen: list[ev.Event] = []
+
+    async def consume() -> None:
+        async for e in r.events():
+            seen.append(e)
+            if isinstance(e, ev.TurnStarted):
+                asyncio.get_running_loop().call_later(0.3, r.cancel)
+
+    started = time.monotonic()
+    await asyncio.wait_for(consume(), timeout=10)
+    assert time.monotonic() - started < 3
+    assert r.result is not None and r.result.stop_reason == "cancelled"
+    assert isinstance(seen[-1], ev.RunFinished)
+    assert models.unused() == {"planner": 1}  # stopped while the reply was still on its way

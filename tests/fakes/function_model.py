@@ -14,6 +14,7 @@ the UI, the CLI and the container.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -95,7 +96,15 @@ def tool(name: str, /, **arguments: Any) -> ToolCalls:
     return ToolCalls([(name, arguments)])
 
 
-Reply = str | ToolCalls | BaseException
+@dataclass(frozen=True)
+class Slow:
+    """A reply that takes `seconds` to arrive (a slow model: for timeouts and cancellation)."""
+
+    seconds: float
+    reply: str | ToolCalls
+
+
+Reply = str | ToolCalls | Slow | BaseException
 ModelFunction = Callable[[Call], Reply]
 
 
@@ -106,8 +115,10 @@ class UnexpectedCall(AssertionError):
 class FunctionModel(ChatCompletionClient):
     """A chat client that answers with `fn(call)`; an exception returned by `fn` is raised as the call's error."""
 
-    def __init__(self, fn: ModelFunction, *, agent: str, vision: bool = False) -> None:
+    def __init__(self, fn: ModelFunction, *, agent: str, vision: bool = False,
+                 peek: Callable[[str], Any] | None = None) -> None:
         self.fn = fn
+        self.peek = peek  # the agent's next scripted step, not consumed (to honour a `Slow` one before answering)
         self.agent = agent
         self.calls: list[Call] = []
         self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
@@ -120,6 +131,8 @@ class FunctionModel(ChatCompletionClient):
         call = Call(self.agent, list(messages), names, stream)
         self.calls.append(call)
         reply = self.fn(call)
+        if isinstance(reply, Slow):
+            reply = reply.reply
         if isinstance(reply, BaseException):
             raise reply
         prompt = sum(count_tokens(_text(m.content)) for m in messages)
@@ -152,7 +165,14 @@ class FunctionModel(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
+        await self._wait(messages, tools)
         return self._reply(messages, tools, stream=False)
+
+    async def _wait(self, messages: Sequence[LLMMessage], tools: Sequence[Tool | ToolSchema]) -> None:
+        """Sleep first when the step about to be answered is `Slow` (peeked without consuming it)."""
+        step = self.peek(self.agent) if self.peek is not None else None
+        if isinstance(step, Slow):
+            await asyncio.sleep(step.seconds)
 
     async def create_stream(
         self,
@@ -166,6 +186,7 @@ class FunctionModel(ChatCompletionClient):
         max_consecutive_empty_chunk_tolerance: int = 0,
         include_usage: bool | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
+        await self._wait(messages, tools)
         result = self._reply(messages, tools, stream=True)
         text = result.content if isinstance(result.content, str) else (result.thought or "")
         for chunk in _WORD.findall(text):
@@ -209,6 +230,11 @@ class ScriptedModels:
     unexpected: list[str] = field(default_factory=list)
     _cursor: dict[str, int] = field(default_factory=dict)
 
+    def _peek(self, agent: str) -> Step | None:
+        steps = self.scripts.get(agent)
+        i = self._cursor.get(agent, 0)
+        return steps[i] if steps is not None and i < len(steps) else None
+
     def _answer(self, call: Call) -> Reply:
         steps = self.scripts.get(call.agent)
         i = self._cursor.get(call.agent, 0)
@@ -223,7 +249,7 @@ class ScriptedModels:
         return step
 
     def factory(self, spec: ModelSpec, agent: str, ledger: UsageLedger, abort: CancellationToken) -> ChatCompletionClient:
-        client = FunctionModel(self._answer, agent=agent, vision=self.vision)
+        client = FunctionModel(self._answer, agent=agent, vision=self.vision, peek=self._peek)
         self.clients[agent] = client
         # max_retries=0: a scripted error is the test's point, not something to retry past.
         return ManagedClient(client, agent=agent, provider="function", model="function-model", ledger=ledger,
