@@ -29,7 +29,7 @@ from agents.tools.registry import ToolCallCache, ToolContext
 from common.text import one_line
 from config.settings import Settings, get_settings
 from models.client import ManagedClient
-from models.providers import build_client
+from models.providers import build_client, prepare_models
 from models.spec import ModelSpec
 from models.usage import UsageLedger
 from observability.tracing import RunTelemetry, setup_tracing
@@ -38,7 +38,7 @@ from teams import events as ev
 from teams.build import BuiltTeam, build_team
 from teams.code_execution import uses_code, without_code
 from teams.result import Result, StopReason
-from teams.schema import TeamConfig
+from teams.schema import TeamConfig, model_specs
 from teams.transcript import Ending, Transcript
 
 STOP_GRACE_S = 5.0  # how long a stopping team may take to unwind before its task is cancelled
@@ -205,6 +205,8 @@ class Run:
                     self.code_unavailable = problem
                     self._log.warning("running without code execution: {}", problem)
                     cfg = without_code(cfg, "no isolated sandbox can run programs on this host")
+                if self._client_factory is None:
+                    await prepare_models(model_specs(cfg), self.settings)
                 self._built = build_team(
                     cfg,
                     client_for=self._client,

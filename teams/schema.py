@@ -137,3 +137,9 @@ class TeamConfig(Strict):
 
     def model_spec(self, ref: str | ModelSpec) -> ModelSpec:
         return ref if isinstance(ref, ModelSpec) else self.models[ref]
+
+
+def model_specs(cfg: TeamConfig) -> list[ModelSpec]:
+    """The model profile of every agent of `cfg` (and of an LLM selector), as the team will build them."""
+    refs = [a.model for a in cfg.agents] + ([cfg.selection.model] if cfg.selection.mode == "llm" else [])
+    return [cfg.model_spec(ref) for ref in refs]

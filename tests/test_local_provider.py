@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -272,3 +273,43 @@ async def test_a_chat_template_without_tools_gets_the_tool_prompt(tmp_path: Path
     assert client.last_prompt is not None
     assert client.last_prompt.startswith("<|system|> You are the answer tools")
     assert "<tools>" in client.last_prompt and '"name": "calculator"' in client.last_prompt
+
+
+async def test_loading_weights_happens_off_the_event_loop_so_other_sessions_keep_going(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import asyncio
+    import threading
+
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"GGUF")
+    loaded: dict[Any, tuple[Any, Any]] = {}
+    loading_threads: list[str] = []
+
+    def slow_load(source: Any) -> tuple[Any, Any]:  # a 1 s load, cached like the real one
+        if source not in loaded:
+            loading_threads.append(threading.current_thread().name)
+            time.sleep(1.0)
+            loaded[source] = (object(), object())
+        return loaded[source]
+
+    monkeypatch.setattr(local_model, "load_model", slow_load)
+    monkeypatch.setattr("models.providers.local_available", lambda: True)
+    ticks = 0
+
+    async def another_session() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.05)
+
+    other = asyncio.create_task(another_session())
+    team = parse_team({"name": "one", "agents": [{"name": "solo", "role": "solo"}], "selection": {"mode": "round_robin"},
+                       "termination": {"approver": "solo"}})
+    settings = Settings(_env_file=None, LLM_PROVIDER="local", LOCAL_MODEL=str(weights))  # type: ignore[call-arg]
+    try:
+        await solve("What is 2 + 2?", team, settings=settings)  # the fake weights cannot generate: it ends in error
+    finally:
+        other.cancel()
+    assert loading_threads and loading_threads[0] != threading.main_thread().name
+    assert ticks >= 10, "the event loop stood still while the weights loaded"

@@ -109,6 +109,13 @@ def _model_info(caps: Capabilities) -> ModelInfo:
     return model_info_of(caps)
 
 
+async def prepare_models(specs: list[ModelSpec], settings: Settings) -> None:
+    """Do each model's slow set-up off the event loop before the team is built (see `Provider.prepare`)."""
+    for spec in specs:
+        provider = resolve_provider(spec, settings)
+        await get_provider(provider).prepare(resolve_model(spec, provider, settings), spec, settings)
+
+
 def build_raw_client(spec: ModelSpec, settings: Settings) -> tuple[ChatCompletionClient, str, str]:
     """The provider's own client, unwrapped. Raises ProviderNotConfigured with the variable to set."""
     provider = resolve_provider(spec, settings)

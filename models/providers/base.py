@@ -52,6 +52,10 @@ class Provider:
     def retryable_errors(self) -> tuple[type[BaseException], ...]:
         return ()
 
+    async def prepare(self, model: str, spec: ModelSpec, settings: Settings) -> None:
+        """Slow set-up `build` would otherwise do on the event loop (loading weights), done off it first."""
+        return None
+
     def model_lister(self, spec: ModelSpec, settings: Settings) -> ModelLister | None:
         """What lists the models this provider offers (for a "model not found" error), or None if it cannot."""
         return None

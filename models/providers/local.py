@@ -44,6 +44,17 @@ class LocalProvider(Provider):
             return f"LLM provider 'local' cannot run: {reason}"
         return super().not_configured_reason(settings, spec)
 
+    async def prepare(self, model: str, spec: ModelSpec, settings: Settings) -> None:
+        # Loading weights takes seconds (16 s for SmolLM2's GGUF on two cores): in a worker thread, so the UI's
+        # other sessions keep going; `build` then finds the model in the process cache.
+        import asyncio
+
+        from models.local_model import load_model, resolve_local
+
+        source, _ = resolve_local(model)
+        if source is not None and source.on_disk:
+            await asyncio.to_thread(load_model, source)
+
     def build(self, model: str, spec: ModelSpec, settings: Settings) -> ChatCompletionClient:
         import models.local_model as local_model
 
