@@ -43,6 +43,8 @@ class Result:
     run_id: str = ""
     error: str | None = None
     code_unavailable: str | None = None  # why the team ran without run_python, if it did
+    # the program's checks (teams/checks.py): "corrected: <rule>", "not approved: ...", "evidence: ..."
+    checks: list[str] = field(default_factory=list)
 
     @property
     def prompt_tokens(self) -> int:

@@ -111,7 +111,7 @@ class Run:
         self._log = logger.bind(run_id=self.run_id, question_id=self.question.task_id or "-")
         self.telemetry = RunTelemetry(self.run_id, self.question.task_id, team.name) if setup_tracing() else None
         self.outputs: dict[str, Any] = {}  # tools' structured results by call id, shared with the transcript
-        self.transcript = Transcript(team, self.ledger, outputs=self.outputs)
+        self.transcript = Transcript(team, self.ledger, outputs=self.outputs, question=self.question.text)
         self._failure: BaseException | None = None
         self._built: BuiltTeam | None = None
 
@@ -215,6 +215,8 @@ class Run:
                     timeout_s=self.timeout_s,
                     on_select=lambda name: self._queue.put_nowait(SelectSpeakerEvent(content=[name], source="rules")),
                 )
+                if self._built.approval is not None:  # the form checks read the question (teams/checks.py)
+                    self._built.approval.question = self.question.text
                 tool_ctx.vision_client = next(
                     (c for c in self._built.clients.values() if c.model_info.get("vision")), None
                 )

@@ -12,6 +12,11 @@ How a review is read (`review_verdict`), so that real models' wording does not f
   `x`, and the consensus guard ends the run once the same answer has been stated `guards.consensus_after`
   times (3 by default: e.g. proposed, restated by the critic, proposed again) with no rejection since; the
   run then stops with reason `consensus` and answers `x`, not marked approved.
+- **Form checks** (`teams/checks.py`, when the question is known: `question=` or the run's task message): an
+  approval of an answer that breaks the question's explicit form instructions in a way a program cannot
+  correct (words where a number is asked, a full name where the first name is asked, ...) is read as a
+  rejection, and such an answer never counts towards a consensus. A cosmetic violation (decimal places,
+  order, list spacing) does not block: the final answer is corrected (`teams/transcript.py`).
 
 The guards (`guards:` in the team YAML, `RunGuards`) watch every agent turn:
 - consensus: as above;
@@ -33,6 +38,7 @@ from pydantic import BaseModel
 
 from agents.tools.registry import strip_repeat_note
 from teams.answer import find_answers, normalise_answer
+from teams.checks import Violation, blocking
 from teams.schema import GuardsSpec
 
 APPROVED_REASON = "answer approved"
@@ -113,8 +119,10 @@ class RunGuards:
         approver: str | None,
         approval_marker: str | None,
         rejection_marker: str,
+        question: str = "",
     ) -> None:
         self.spec = spec
+        self.question = question  # the form checks: an answer breaking the question's form never reaches consensus
         self.answer_marker = answer_marker
         self.approver = approver
         self.approval_marker = approval_marker
@@ -162,6 +170,8 @@ class RunGuards:
             if key not in self._answers:
                 self._answers.add(key)
                 progress = True
+            if self.question and blocking(self.question, normalise_answer(answers[-1])):
+                continue
             stated = self._tally.setdefault(key, [])
             stated.append(message.source)
             if self.spec.consensus_after and len(stated) >= self.spec.consensus_after:
@@ -187,6 +197,7 @@ class ApprovedAnswerTermination(TerminationCondition):
         rejection_marker: str = "REJECTED",
         *,
         guards: GuardsSpec | None = None,
+        question: str = "",
     ) -> None:
         self.approver = approver
         self.answer_marker = answer_marker
@@ -198,22 +209,48 @@ class ApprovedAnswerTermination(TerminationCondition):
             approver=approver,
             approval_marker=approval_marker,
             rejection_marker=rejection_marker,
+            question=question,
         )
         self._terminated = False
+
+    @property
+    def question(self) -> str:
+        """The question the form checks read; set by the runner, else taken from the run's task message."""
+        return self.guards.question
+
+    @question.setter
+    def question(self, text: str) -> None:
+        self.guards.question = text
+
+    def form_block(self, message: BaseChatMessage) -> list[Violation]:
+        """The form violations no program can correct in the answer `message` approves (empty otherwise)."""
+        if message.source != self.approver or not self.question:
+            return []
+        text = message.to_text()
+        verdict = review_verdict(text, answer_marker=self.answer_marker, approval_marker=self.approval_marker,
+                                 rejection_marker=self.rejection_marker)
+        answers = find_answers(text, self.answer_marker)
+        if verdict != "approved" or not answers:
+            return []
+        return blocking(self.question, normalise_answer(answers[-1]))
 
     @property
     def terminated(self) -> bool:
         return self._terminated
 
     def verdict(self, message: BaseChatMessage) -> Verdict | None:
+        """The approver's review; an approval of an answer with a blocking form violation is a rejection."""
         if message.source != self.approver:
             return None
-        return review_verdict(
+        said = review_verdict(
             message.to_text(),
             answer_marker=self.answer_marker,
             approval_marker=self.approval_marker,
             rejection_marker=self.rejection_marker,
         )
+        if said == "approved" and self.form_block(message):
+            return "rejected"
+        return said
 
     def approves(self, message: BaseChatMessage) -> bool:
         return self.verdict(message) == "approved"
@@ -224,6 +261,10 @@ class ApprovedAnswerTermination(TerminationCondition):
     async def __call__(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
         if self._terminated:
             return None
+        if not self.question:  # the task message opens the run
+            task = next((m for m in messages if isinstance(m, BaseChatMessage) and m.source == "user"), None)
+            if task is not None:
+                self.question = task.to_text()
         for m in messages:
             if isinstance(m, BaseChatMessage) and self.approves(m):
                 self._terminated = True

@@ -3,6 +3,12 @@
 No I/O, no clock, no task: a `Transcript` is fed AutoGen messages one by one (`feed`) and asked for the
 Result at the end (`result`), so it is tested with hand-built messages. `teams/runner.py` owns everything with
 a lifetime (work dir, sandbox, clients, telemetry, the stop logic) and feeds it.
+
+The checks of `teams/checks.py` (when the question is given) end up in `Result.checks`, one line each:
+`not approved: <rule>: <why>` (an approval the form checks turned into a rejection), `corrected: <rule>` (a
+cosmetic violation fixed in the final answer), `form: <rule>: <why>` (a violation left in an unapproved final
+answer), `list: <rule>: <why>` (advisory list problems) and `evidence: ...` (whether the final answer appears
+in a tool result or program output of the run, or only in model text).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from common.text import one_line
 from models.usage import UsageLedger
 from teams import events as ev
 from teams.answer import find_answers, normalise_answer
+from teams.checks import apply_fixes, evidence_for, form_violations, list_problems
 from teams.result import Proposal, Result, StopReason, TraceEntry
 from teams.schema import TeamConfig
 from teams.termination import CONSENSUS_REASON, ApprovedAnswerTermination, guard_stop
@@ -45,16 +52,21 @@ class Ending:
 
 
 class Transcript:
-    def __init__(self, cfg: TeamConfig, ledger: UsageLedger, *, outputs: dict[str, Any] | None = None) -> None:
+    def __init__(self, cfg: TeamConfig, ledger: UsageLedger, *, outputs: dict[str, Any] | None = None,
+                 question: str = "") -> None:
         self.cfg = cfg
+        self.question = question  # read by the form checks; "" turns them off
         self.ledger = ledger
         self.outputs = outputs if outputs is not None else {}  # the tools' structured results, by call id
         t = cfg.termination
         self.approval = (
             ApprovedAnswerTermination(t.approver, cfg.answer.marker, t.approval_marker, t.rejection_marker,
-                                      guards=cfg.guards)
+                                      guards=cfg.guards, question=question)
             if t.approver else None
         )
+        self.checks: list[str] = []  # what the checks found during the run (module docstring)
+        self.corrected: list[str] = []  # the cosmetic fixes applied to the final answer
+        self.evidence: list[str] = []  # tool results and program outputs, for `evidence_for`
         self.trace: list[TraceEntry] = []
         self.proposals: list[Proposal] = []
         self.task_result: TaskResult | None = None
@@ -100,6 +112,7 @@ class Transcript:
                         out.append(ev.CodeRun(source, call.id, code, None, None, tool=call.name))
             case ToolCallExecutionEvent(content=results):
                 for res in results:
+                    self.evidence.append(res.content)
                     code_call = res.call_id in self._code_calls
                     out.append(ev.ToolResult(source, res.call_id, res.name, res.content, bool(res.is_error), code_call))
                     if code_call:
@@ -134,6 +147,8 @@ class Transcript:
         answers = find_answers(text, self.cfg.answer.marker)
         if self.approval is not None and agent == self.approval.approver:
             verdict = self.approval.verdict(message)
+            for v in self.approval.form_block(message):
+                self.checks.append(f"not approved: {v.rule}: {v.message}")
             if verdict == "approved":
                 return out + [self._propose(agent, answers[-1], "approved")]
             if verdict == "rejected":
@@ -183,7 +198,22 @@ class Transcript:
             raw = next((p for p in reversed(self.proposals) if p.verdict != "rejected"), self.proposals[-1]).answer
         if not raw:
             return "", raw
-        return (normalise_answer(raw) if self.cfg.answer.normalise else raw.strip()), raw
+        answer = normalise_answer(raw) if self.cfg.answer.normalise else raw.strip()
+        if self.question:  # cosmetic form violations are corrected (`teams/checks.py`), and recorded
+            answer, self.corrected = apply_fixes(self.question, answer)
+        return answer, raw
+
+    def final_checks(self, answer: str) -> list[str]:
+        """`checks` plus what the checks say about the final `answer` (module docstring: the lines)."""
+        if not answer:
+            return list(self.checks)
+        lines = self.checks + [f"corrected: {rule}" for rule in self.corrected]
+        if self.question:
+            lines += [f"form: {v.rule}: {v.message}" for v in form_violations(self.question, answer)]
+        lines += [f"list: {v.rule}: {v.message}" for v in list_problems(answer)]
+        lines.append("evidence: the answer appears in a tool result or program output" if evidence_for(
+            answer, self.evidence) else "evidence: the answer appears in no tool result or program output, only in model text")
+        return lines
 
     def result(self, question: str, ending: Ending, *, duration_s: float, models: dict[str, str], run_id: str,
                code_unavailable: str | None = None) -> Result:
@@ -205,6 +235,7 @@ class Transcript:
             run_id=run_id,
             error=error,
             code_unavailable=code_unavailable,
+            checks=self.final_checks(answer),
         )
 
 

@@ -340,3 +340,25 @@ def test_the_terminal_says_the_answer_came_by_consensus() -> None:
     ConsoleRenderer(console).final(result)
     shown = console.export_text()
     assert "ANSWER BY CONSENSUS (not approved): 4600" in shown and "stated 3 times with no rejection" in shown
+
+
+async def test_an_answer_breaking_the_question_form_never_ends_by_consensus() -> None:
+    """Stated over and over, a number in words where a number is asked is no consensus; the run stalls."""
+    models = ScriptedModels({
+        "planner": forever("FINAL ANSWER: four"),
+        "critic": forever("Agreed.\nFINAL ANSWER: four"),
+    })
+    _, result = await run(trio(), models, "The hall has 3 lanterns on the left and 1 on the right. How many lanterns?")
+    assert result.stop_reason == "stalled" and not result.approved
+    assert any(c.startswith("form: number_not_words") for c in result.checks)
+
+
+async def test_without_a_question_given_the_termination_reads_it_from_the_task_message() -> None:
+    from teams.termination import ApprovedAnswerTermination
+
+    stop = ApprovedAnswerTermination("critic", "FINAL ANSWER:", "APPROVED")
+    task = TextMessage(content="How many lanterns hang in the hall?", source="user")
+    in_words = TextMessage(content="APPROVED\nFINAL ANSWER: four", source="critic")
+    assert await stop([task]) is None and stop.question == task.content
+    assert await stop([in_words]) is None and stop.rejects(in_words)
+    assert await stop([TextMessage(content="APPROVED\nFINAL ANSWER: 4", source="critic")]) is not None

@@ -284,3 +284,47 @@ async def test_cancelling_during_a_model_call_stops_promptly() -> None:
     assert r.result is not None and r.result.stop_reason == "cancelled"
     assert isinstance(seen[-1], ev.RunFinished)
     assert models.unused() == {"planner": 1}  # stopped while the reply was still on its way
+
+
+# --- the program's form checks (teams/checks.py) ------------------------------------------------------------
+RATIO_QUESTION = "A wheel of 1 unit diameter rolls once; what distance does it cover, to 2 decimal places?"
+LANTERN_QUESTION = "The hall has 3 lanterns on the left and 1 on the right. How many lanterns hang in the hall?"
+
+
+async def test_an_approved_answer_with_too_many_decimals_is_rounded_and_the_correction_recorded() -> None:
+    models = ScriptedModels({
+        "planner": ["FINAL ANSWER: 3.14159"],
+        "critic": ["APPROVED\nFINAL ANSWER: 3.14159"],
+    })
+    events, result = await run(trio(), models, RATIO_QUESTION)
+    models.assert_complete()
+    assert (result.answer, result.raw_answer, result.approved) == ("3.14", "3.14159", True)
+    assert "corrected: decimal_places" in result.checks
+    assert "corrected: decimal_places" in result.to_dict()["checks"]  # what answers.jsonl stores
+
+
+async def test_an_approval_of_a_number_in_words_does_not_end_the_run() -> None:
+    models = ScriptedModels({
+        "planner": ["FINAL ANSWER: four", "FINAL ANSWER: 4"],
+        "critic": ["APPROVED\nFINAL ANSWER: four", "APPROVED\nFINAL ANSWER: 4"],
+    })
+    events, result = await run(trio(), models, LANTERN_QUESTION)
+    models.assert_complete()
+    assert turns(events) == ["planner", "critic", "planner", "critic"]
+    verdicts = [(e.answer, e.verdict) for e in events if isinstance(e, ev.AnswerProposed)]
+    assert ("four", "approved") not in verdicts and ("four", "rejected") in verdicts
+    assert (result.answer, result.approved, result.stop_reason) == ("4", True, "approved")
+    assert any(c.startswith("not approved: number_not_words") for c in result.checks)
+
+
+async def test_the_result_says_whether_a_tool_produced_the_answer() -> None:
+    models = ScriptedModels({
+        "planner": ["Sum them.", "FINAL ANSWER: 4600"],
+        "researcher": [tool("calculator", expression="1200 + 3400"), "4600.\nNEXT: planner"],
+        "critic": ["APPROVED\nFINAL ANSWER: 4600"],
+    })
+    _, with_tool = await run(trio(), models)
+    models = ScriptedModels({"planner": ["FINAL ANSWER: 4600"], "critic": ["APPROVED\nFINAL ANSWER: 4600"]})
+    _, without = await run(trio(), models)
+    assert "evidence: the answer appears in a tool result or program output" in with_tool.checks
+    assert any(c.startswith("evidence: the answer appears in no tool result") for c in without.checks)
