@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from autogen_agentchat.agents import AssistantAgent
@@ -38,7 +39,13 @@ def system_prompt(cfg: TeamConfig, spec: AgentSpec) -> str:
     )
 
 
-def build_agent(cfg: TeamConfig, spec: AgentSpec, client: ChatCompletionClient, tool_ctx: ToolContext) -> AssistantAgent:
+def build_agent(
+    cfg: TeamConfig,
+    spec: AgentSpec,
+    client: ChatCompletionClient,
+    tool_ctx: ToolContext,
+    facts: Callable[[], str | None] | None = None,
+) -> AssistantAgent:
     tools = build_tools(spec.tools, tool_ctx, agent=spec.name)
     return AssistantAgent(
         spec.name,
@@ -48,6 +55,7 @@ def build_agent(cfg: TeamConfig, spec: AgentSpec, client: ChatCompletionClient, 
             keep_last=spec.context.keep_last,
             old_tool_result_chars=spec.context.old_tool_result_chars,
             message_chars=spec.context.message_chars,
+            facts=facts,
         ),
         description=spec.description or describe(spec.role),
         system_message=system_prompt(cfg, spec),

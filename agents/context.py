@@ -8,6 +8,8 @@ mattered in them), and no single message may exceed `message_chars`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from autogen_core.model_context import ChatCompletionContext
 from autogen_core.models import (
     AssistantMessage,
@@ -39,8 +41,17 @@ def _shorten(message: LLMMessage, limit: int) -> LLMMessage:
 
 
 class BoundedContext(ChatCompletionContext):
-    def __init__(self, keep_last: int = 12, old_tool_result_chars: int = 1_500, message_chars: int = 6_000) -> None:
+    def __init__(
+        self,
+        keep_last: int = 12,
+        old_tool_result_chars: int = 1_500,
+        message_chars: int = 6_000,
+        facts: Callable[[], str | None] | None = None,
+    ) -> None:
         super().__init__()
+        # What the run knows and the model should read as facts before it answers (the reviewer: the program
+        # checks on the pending answer); joined to the last message, so roles still alternate.
+        self.facts = facts
         self.keep_last = keep_last
         self.old_tool_result_chars = old_tool_result_chars
         self.message_chars = message_chars
@@ -63,4 +74,11 @@ class BoundedContext(ChatCompletionContext):
         for i, m in enumerate(tail):
             limit = self.old_tool_result_chars if i < turn_start else self.message_chars
             out.append(_shorten(m, limit if isinstance(m, FunctionExecutionResultMessage) else self.message_chars))
+        facts = self.facts() if self.facts is not None else None
+        if facts:
+            last = out[-1]
+            if isinstance(last, UserMessage) and isinstance(last.content, str):
+                out[-1] = UserMessage(content=f"{last.content}\n\n{facts}", source=last.source)
+            else:
+                out.append(UserMessage(content=facts, source="checks"))
         return out

@@ -89,12 +89,13 @@ def build_team(
     max_turns: int,
     timeout_s: float,
     on_select: Callable[[str], None] | None = None,
+    facts_for: Callable[[str], Callable[[], str | None] | None] | None = None,
 ) -> BuiltTeam:
     clients: dict[str, ChatCompletionClient] = {}
     agents: list[ChatAgent | Team] = []
     for spec in cfg.agents:
         clients[spec.name] = client_for(cfg.model_spec(spec.model), spec.name)
-        agents.append(build_agent(cfg, spec, clients[spec.name], tool_ctx))
+        agents.append(build_agent(cfg, spec, clients[spec.name], tool_ctx, facts_for(spec.name) if facts_for else None))
 
     external = ExternalTermination()
     termination: TerminationCondition = external | TimeoutTermination(timeout_s)

@@ -36,6 +36,7 @@ from observability.tracing import RunTelemetry, setup_tracing
 from sandbox import Limits, SandboxUnavailable, create_executor
 from teams import events as ev
 from teams.build import BuiltTeam, build_team
+from teams.checks import facts_for_critic
 from teams.code_execution import uses_code, without_code
 from teams.result import Result, StopReason
 from teams.schema import TeamConfig, model_specs
@@ -129,6 +130,19 @@ class Run:
         self.abort.cancel()  # interrupts in-flight model calls, tools and sandbox runs
         self._queue.put_nowait(_WAKE)
 
+    def _facts_for(self, agent: str) -> Callable[[], str | None] | None:
+        """For the approver: the program checks on the answer it is about to review (teams/checks.py)."""
+        if agent != self.cfg.termination.approver:
+            return None
+
+        def facts() -> str | None:
+            pending = next((p for p in reversed(self.transcript.proposals) if p.verdict == "proposed"), None)
+            if pending is None:
+                return None
+            return facts_for_critic(self.question.text, pending.answer, self.transcript.evidence) or None
+
+        return facts
+
     # --- resources -----------------------------------------------------------------------------------
     def _client(self, spec: ModelSpec, agent: str) -> ChatCompletionClient:
         if self._client_factory is not None:
@@ -214,6 +228,7 @@ class Run:
                     max_turns=self.max_turns,
                     timeout_s=self.timeout_s,
                     on_select=lambda name: self._queue.put_nowait(SelectSpeakerEvent(content=[name], source="rules")),
+                    facts_for=self._facts_for,
                 )
                 if self._built.approval is not None:  # the form checks read the question (teams/checks.py)
                     self._built.approval.question = self.question.text

@@ -328,3 +328,18 @@ async def test_the_result_says_whether_a_tool_produced_the_answer() -> None:
     _, without = await run(trio(), models)
     assert "evidence: the answer appears in a tool result or program output" in with_tool.checks
     assert any(c.startswith("evidence: the answer appears in no tool result") for c in without.checks)
+
+
+async def test_the_critic_reads_the_program_checks_on_the_answer_it_reviews() -> None:
+    models = ScriptedModels({
+        "planner": ["FINAL ANSWER: four", "FINAL ANSWER: 4"],
+        "critic": ["REJECTED: the question asks for a number.\nNEXT: planner", "APPROVED\nFINAL ANSWER: 4"],
+    })
+    _, result = await run(trio(), models, LANTERN_QUESTION)
+    models.assert_complete()
+    first, second = (c.transcript for c in models.calls_for("critic"))
+    assert "Program checks on the answer 'four':" in first and "number_not_words" in first
+    assert "cannot be approved as it is" in first and "only in model text" in first
+    assert "Program checks on the answer '4':" in second and "number_not_words" not in second
+    assert not any("Program checks" in c.transcript for c in models.calls_for("planner"))  # the reviewer's only
+    assert result.answer == "4" and result.approved
