@@ -120,6 +120,9 @@ class ConsoleRenderer:
     def final(self, result: Result) -> None:
         c = self.console
         c.print(Rule())
+        # the program checks on the answer (teams/checks.py) above it: the answer and the summary end the output
+        for check in result.checks:
+            c.print(Text(f"check: {check}", style="dim"))
         if result.answer:
             label = ("FINAL ANSWER" if result.approved else
                      "ANSWER BY CONSENSUS (not approved)" if result.stop_reason == "consensus" else

@@ -144,3 +144,17 @@ def test_only_a_likely_violation_is_advisory_and_does_not_block() -> None:
     likely = {"in_thousands"}
     assert not any(v.advisory for q, a, rule, _ in FORM_CASES if rule not in likely and " and " not in a
                    for v in form_violations(q, a))
+
+
+def test_the_terminal_lists_the_checks_under_the_answer() -> None:
+    from rich.console import Console
+
+    from cli.console import ConsoleRenderer
+    from teams.result import Result
+
+    console = Console(record=True, width=200)
+    result = Result(question="q", answer="3.14", raw_answer="3.14159", approved=True, stop_reason="approved",
+                    stop_detail="approved by critic", duration_s=1.0, checks=["corrected: decimal_places"])
+    ConsoleRenderer(console).final(result)
+    shown = console.export_text()
+    assert "FINAL ANSWER: 3.14" in shown and "check: corrected: decimal_places" in shown

@@ -79,6 +79,8 @@ def final_answer_text(result: Result) -> str:
         reason = _STOP_EXPLAINED.get(result.stop_reason, result.stop_reason)
         detail = mask(result.error or result.stop_detail or "")
         lines.append(f"**Stop reason:** {reason} (`{result.stop_reason}`)" + (f": {md_escape(detail)}" if detail else ""))
+    if result.checks:  # the program checks on the answer (teams/checks.py): corrections, form, evidence
+        lines.append("**Checks:**\n" + "\n".join(f"- {md_escape(c)}" for c in result.checks))
     lines.append(usage_line(result))
     return "\n\n".join(lines)
 

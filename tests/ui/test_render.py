@@ -148,6 +148,10 @@ def test_the_final_message_carries_time_tokens_cost_and_the_stop_reason_unless_a
         unknown_prices=["no price known for hf/Acme/Model-9: add it to OVERRIDES in models/prices.py"])}))
     assert "cost unknown (no price known for hf/Acme/Model" in unpriced  # the UI says why, as the terminal does
 
+    checked = final_answer_text(_result(answer="3.14", checks=["corrected: decimal_places", "evidence: only in model text"]))
+    assert "**Checks:**" in checked and "- corrected\\: decimal\\_places" in checked and "only in model text" in checked
+    assert "Checks" not in approved  # nothing to say, nothing shown
+
     failed = final_answer_text(
         _result(answer="", approved=False, stop_reason="error", stop_detail="cannot build the team",
                 error="LLM provider 'openai' needs OPENAI_API_KEY, which is not set.")
