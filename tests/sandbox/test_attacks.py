@@ -140,9 +140,14 @@ async def test_a_host_on_the_network_is_unreachable(sandbox_factory, netns_host:
     host, port = netns_host.address, netns_host.port
     # the route exists: a program outside any sandbox reaches the test host over TCP and UDP (a child
     # process: this one's sockets are guarded to loopback by tests/conftest.py)
+    # (sent again if a datagram is lost on a fresh veth under load: the route is what is being shown, once)
     control = PROBE_SOCKETS + f"tcp({host!r}, {port})\nudp({host!r}, {port})\n"
-    await asyncio.to_thread(subprocess.run, [sys.executable, "-c", control], check=True, timeout=10)
-    assert await eventually(lambda: netns_host.count("tcp") == 1 and netns_host.count("udp") == 1, timeout=15)
+    for _ in range(5):
+        await asyncio.to_thread(subprocess.run, [sys.executable, "-c", control], check=True, timeout=10)
+        if await eventually(lambda: netns_host.count("tcp") >= 1 and netns_host.count("udp") >= 1, timeout=3):
+            break
+    assert netns_host.count("tcp") >= 1 and netns_host.count("udp") >= 1, netns_host.events
+    reached = (netns_host.count("tcp"), netns_host.count("udp"))
     sandbox = sandbox_factory()
     result = await run(sandbox, PROBE_SOCKETS + f"attempt('tcp', lambda: tcp({host!r}, {port}))\n"
                                                 f"attempt('udp', lambda: udp({host!r}, {port}))\n")
@@ -154,7 +159,7 @@ async def test_a_host_on_the_network_is_unreachable(sandbox_factory, netns_host:
         fetched = await run(sandbox, PROBE_FETCH.format(urls=[f"http://{host}:{port}/"]))
         assert lines_of(fetched.output)[f"http://{host}:{port}/"].startswith("blocked"), fetched.output
     await asyncio.sleep(0.3)
-    assert netns_host.count("tcp") == 1 and netns_host.count("udp") == 1, netns_host.events
+    assert (netns_host.count("tcp"), netns_host.count("udp")) == reached, netns_host.events  # nothing more arrived
     await still_works(sandbox)
 
 
