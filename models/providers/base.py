@@ -248,3 +248,26 @@ def openai_chat_client(
     if base_url:
         args["base_url"] = base_url
     return _RULED_OPENAI[0](plan=plan, stream_usage=spec.stream_usage, **args)  # type: ignore[call-arg]
+
+
+class OpenAIWireProvider(Provider):
+    """A provider that speaks OpenAI's Chat Completions (OpenAI, Gemini's endpoint, the HF router, compatible
+    servers): they differ only in where they are and which key they send (`endpoint`) and in two request rules."""
+
+    allow_verbosity = True
+    send_names: bool | None = None  # None: as the profile says
+
+    def endpoint(self, spec: ModelSpec, settings: Settings) -> tuple[str, str | None]:
+        """(api key, base URL) of this provider for `spec`."""
+        raise NotImplementedError
+
+    def build(self, model: str, spec: ModelSpec, settings: Settings) -> ChatCompletionClient:
+        api_key, base_url = self.endpoint(spec, settings)
+        return openai_chat_client(model, spec, settings, api_key=api_key, base_url=base_url,
+                                  allow_verbosity=self.allow_verbosity, send_names=self.send_names)
+
+    def retryable_errors(self) -> tuple[type[BaseException], ...]:
+        return retryable_openai_errors()
+
+    def model_lister(self, spec: ModelSpec, settings: Settings) -> ModelLister | None:
+        return openai_model_lister(*self.endpoint(spec, settings), settings)

@@ -8,22 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autogen_core.models import ChatCompletionClient
-
-from models.providers.base import (
-    ModelLister,
-    Provider,
-    openai_chat_client,
-    openai_model_lister,
-    retryable_openai_errors,
-)
+from models.providers.base import OpenAIWireProvider
 from models.spec import ModelSpec
 
 if TYPE_CHECKING:
     from config.settings import Settings
 
 
-class GeminiProvider(Provider):
+class GeminiProvider(OpenAIWireProvider):
     name = "gemini"
     label = "Google Gemini (GEMINI_API_KEY)"
     env = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_BASE_URL")
@@ -32,27 +24,14 @@ class GeminiProvider(Provider):
     pricing_id = "google"
     # flash-lite: $0.30/$2.50, the cheap tier; 3.5 Flash: first on HAL's GAIA board (79.2%), $1.50/$9.
     tiers = {"default": "gemini-3.5-flash-lite", "strong": "gemini-3.5-flash"}
+    allow_verbosity = False  # the endpoint refuses it
 
     def is_configured(self, settings: Settings, spec: ModelSpec | None = None) -> bool:
         return settings.gemini_api_key is not None
 
-    def build(self, model: str, spec: ModelSpec, settings: Settings) -> ChatCompletionClient:
+    def endpoint(self, spec: ModelSpec, settings: Settings) -> tuple[str, str | None]:
         assert settings.gemini_api_key is not None
-        return openai_chat_client(
-            model,
-            spec,
-            settings,
-            api_key=settings.gemini_api_key.get_secret_value(),
-            base_url=settings.gemini_base_url,
-            allow_verbosity=False,
-        )
-
-    def retryable_errors(self) -> tuple[type[BaseException], ...]:
-        return retryable_openai_errors()
-
-    def model_lister(self, spec: ModelSpec, settings: Settings) -> ModelLister | None:
-        assert settings.gemini_api_key is not None
-        return openai_model_lister(settings.gemini_api_key.get_secret_value(), settings.gemini_base_url, settings)
+        return settings.gemini_api_key.get_secret_value(), settings.gemini_base_url
 
 
 PROVIDER = GeminiProvider()

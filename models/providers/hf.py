@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autogen_core.models import ChatCompletionClient
-
-from models.providers.base import (
-    ModelLister,
-    Provider,
-    openai_chat_client,
-    openai_model_lister,
-    retryable_openai_errors,
-)
+from models.providers.base import OpenAIWireProvider
 from models.spec import ModelSpec
 
 if TYPE_CHECKING:
     from config.settings import Settings
 
 
-class HFProvider(Provider):
+class HFProvider(OpenAIWireProvider):
     name = "hf"
     label = "Hugging Face Inference Providers (HF_TOKEN)"
     env = ("HF_TOKEN", "HF_ROUTER_URL")
@@ -29,28 +21,15 @@ class HFProvider(Provider):
     # gpt-oss-120b: tools, served by groq/cerebras/fireworks ($0.15/$0.75 on groq); Qwen3.5-397B-A17B: open
     # weights, vision, 262K context (which providers serve it in late 2026 is unconfirmed).
     tiers = {"default": "openai/gpt-oss-120b", "strong": "Qwen/Qwen3.5-397B-A17B"}
+    allow_verbosity = False
+    send_names = False  # the router rejects `name` on some backends
 
     def is_configured(self, settings: Settings, spec: ModelSpec | None = None) -> bool:
         return settings.hf_token is not None
 
-    def build(self, model: str, spec: ModelSpec, settings: Settings) -> ChatCompletionClient:
+    def endpoint(self, spec: ModelSpec, settings: Settings) -> tuple[str, str | None]:
         assert settings.hf_token is not None
-        return openai_chat_client(
-            model,
-            spec,
-            settings,
-            api_key=settings.hf_token.get_secret_value(),
-            base_url=settings.hf_router_url,
-            allow_verbosity=False,
-            send_names=False,  # the router rejects `name` on some backends
-        )
-
-    def retryable_errors(self) -> tuple[type[BaseException], ...]:
-        return retryable_openai_errors()
-
-    def model_lister(self, spec: ModelSpec, settings: Settings) -> ModelLister | None:
-        assert settings.hf_token is not None
-        return openai_model_lister(settings.hf_token.get_secret_value(), settings.hf_router_url, settings)
+        return settings.hf_token.get_secret_value(), settings.hf_router_url
 
 
 PROVIDER = HFProvider()

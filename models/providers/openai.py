@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autogen_core.models import ChatCompletionClient
-
-from models.providers.base import (
-    ModelLister,
-    Provider,
-    openai_chat_client,
-    openai_model_lister,
-    retryable_openai_errors,
-)
+from models.providers.base import OpenAIWireProvider
 from models.spec import ModelSpec
 
 if TYPE_CHECKING:
     from config.settings import Settings
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(OpenAIWireProvider):
     name = "openai"
     label = "OpenAI (OPENAI_API_KEY)"
     env = ("OPENAI_API_KEY", "OPENAI_BASE_URL")
@@ -34,18 +26,9 @@ class OpenAIProvider(Provider):
     def is_configured(self, settings: Settings, spec: ModelSpec | None = None) -> bool:
         return settings.openai_api_key is not None
 
-    def build(self, model: str, spec: ModelSpec, settings: Settings) -> ChatCompletionClient:
+    def endpoint(self, spec: ModelSpec, settings: Settings) -> tuple[str, str | None]:
         assert settings.openai_api_key is not None
-        return openai_chat_client(
-            model, spec, settings, api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url
-        )
-
-    def retryable_errors(self) -> tuple[type[BaseException], ...]:
-        return retryable_openai_errors()
-
-    def model_lister(self, spec: ModelSpec, settings: Settings) -> ModelLister | None:
-        assert settings.openai_api_key is not None
-        return openai_model_lister(settings.openai_api_key.get_secret_value(), settings.openai_base_url, settings)
+        return settings.openai_api_key.get_secret_value(), settings.openai_base_url
 
 
 PROVIDER = OpenAIProvider()

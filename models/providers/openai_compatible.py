@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autogen_core.models import ChatCompletionClient
-
-from models.providers.base import (
-    ModelLister,
-    Provider,
-    openai_chat_client,
-    openai_model_lister,
-    retryable_openai_errors,
-)
+from models.providers.base import OpenAIWireProvider
 from models.spec import ModelSpec
 
 if TYPE_CHECKING:
     from config.settings import Settings
 
 
-class OpenAICompatibleProvider(Provider):
+class OpenAICompatibleProvider(OpenAIWireProvider):
     name = "openai-compatible"
     label = "OpenAI-compatible server (OPENAI_BASE_URL)"
     env = ("OPENAI_BASE_URL", "OPENAI_API_KEY")
@@ -31,18 +23,10 @@ class OpenAICompatibleProvider(Provider):
     def is_configured(self, settings: Settings, spec: ModelSpec | None = None) -> bool:
         return bool((spec and spec.base_url) or settings.openai_base_url)
 
-    def build(self, model: str, spec: ModelSpec, settings: Settings) -> ChatCompletionClient:
+    def endpoint(self, spec: ModelSpec, settings: Settings) -> tuple[str, str | None]:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
         # The environment wins over the YAML, as LLM_PROVIDER and LLM_MODEL do (e.g. localhost vs a compose host).
-        base_url = settings.openai_base_url or spec.base_url
-        return openai_chat_client(model, spec, settings, api_key=key, base_url=base_url)
-
-    def retryable_errors(self) -> tuple[type[BaseException], ...]:
-        return retryable_openai_errors()
-
-    def model_lister(self, spec: ModelSpec, settings: Settings) -> ModelLister | None:
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
-        return openai_model_lister(key, settings.openai_base_url or spec.base_url, settings)
+        return key, settings.openai_base_url or spec.base_url
 
 
 PROVIDER = OpenAICompatibleProvider()
