@@ -13,6 +13,7 @@ keeps its answer; the tool-loop case at most 15 model calls (guards.repeated_cal
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,27 +27,8 @@ from config.settings import Settings  # noqa: E402
 from teams import Run, load_team  # noqa: E402
 from teams import events as ev  # noqa: E402
 from teams.schema import GuardsSpec, TeamConfig  # noqa: E402
-from tests.fakes.function_model import Call, Reply, ScriptedModels, tool  # noqa: E402
-
-QUESTION = "The almanac lists Alderbrook with 1,200 inhabitants and Birchwell with 3,400. How many live in both towns together?"
-ENOUGH = 200  # more scripted replies than any run can use
-
-
-def critic_agrees_in_prose() -> ScriptedModels:
-    return ScriptedModels({
-        "planner": ["Both figures are in the question: 1,200 + 3,400.\nFINAL ANSWER: 4600"] * ENOUGH,
-        "critic": ["That looks right to me, the two figures add up.\nFINAL ANSWER: 4600"] * ENOUGH,
-    })
-
-
-def researcher_repeats_one_call() -> ScriptedModels:
-    def researcher(call: Call) -> Reply:
-        return tool("calculator", expression="1200 + 3400") if call.tools else "Still checking the sum.\nNEXT: planner"
-
-    return ScriptedModels({
-        "planner": ["Researcher, check the sum with the calculator.\nNEXT: researcher"] * ENOUGH,
-        "researcher": [researcher] * ENOUGH,
-    })
+from tests.fakes.debates import QUESTION, critic_agrees_in_prose, researcher_repeats_one_call  # noqa: E402
+from tests.fakes.function_model import ScriptedModels  # noqa: E402
 
 
 async def measure(team: TeamConfig, make: Callable[[], ScriptedModels]) -> str:
@@ -72,6 +54,7 @@ async def measure(team: TeamConfig, make: Callable[[], ScriptedModels]) -> str:
 
 async def main() -> None:
     logger.remove()  # the figures, not the runs' logs
+    logging.getLogger("autogen_core").setLevel(logging.CRITICAL)  # nor AutoGen's report of a run stopped mid-turn
     on = load_team("debate")
     off = on.model_copy(update={"guards": GuardsSpec(repeated_tool_calls="run", consensus_after=None, stall_turns=None)})
     for name, make in [("critic agrees in prose", critic_agrees_in_prose),

@@ -13,25 +13,10 @@ from agents.tools import registry
 from agents.tools.registry import SafeTool, ToolEntry
 from teams import Question, Run, load_team, solve
 from teams import events as ev
-from teams.loader import parse_team
 from tests.conftest import OPENAI_DEFAULT, settings_for
+from tests.fakes.debates import trio as team
 
 QUESTION = "Which invented river is longer, the Quillwater or the Marrow?"
-
-
-def team(**termination: object):
-    data = {
-        "name": "trio",
-        "agents": [
-            {"name": "planner", "role": "planner"},
-            {"name": "researcher", "role": "researcher", "tools": ["calculator"]},
-            {"name": "critic", "role": "critic"},
-        ],
-        "selection": {"mode": "rules", "first": "planner", "reviewer": "critic",
-                      "default_next": {"planner": "researcher", "researcher": "planner", "critic": "planner"}},
-        "termination": {"approver": "critic", **termination},
-    }
-    return parse_team(data)
 
 
 @pytest.fixture

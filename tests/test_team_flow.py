@@ -11,34 +11,8 @@ from agents.tools.registry import ToolContext, build_tools, tool_names
 from config.settings import Settings
 from teams import Run, load_team
 from teams import events as ev
-from teams.loader import parse_team
+from tests.fakes.debates import QUESTION, run, trio, turns
 from tests.fakes.function_model import Call, ScriptedModels, Slow, ToolCalls, tool
-
-QUESTION = "The almanac lists Alderbrook with 1,200 inhabitants and Birchwell with 3,400. How many live in both towns together?"
-
-
-def trio(**termination: object):
-    return parse_team({
-        "name": "trio",
-        "agents": [
-            {"name": "planner", "role": "planner"},
-            {"name": "researcher", "role": "researcher", "tools": ["calculator"]},
-            {"name": "critic", "role": "critic"},
-        ],
-        "selection": {"mode": "rules", "first": "planner", "reviewer": "critic",
-                      "default_next": {"planner": "researcher", "researcher": "planner", "critic": "planner"}},
-        "termination": {"approver": "critic", **termination},
-    })
-
-
-async def run(team, models: ScriptedModels, question: str = QUESTION) -> tuple[list, object]:
-    r = Run(question, team, settings=Settings(_env_file=None), client_factory=models.factory)  # type: ignore[call-arg]
-    events = [e async for e in r.events()]
-    return events, r.result
-
-
-def turns(events: list) -> list[str]:
-    return [e.agent for e in events if isinstance(e, ev.TurnStarted)]
 
 
 async def test_rules_pick_the_speakers_and_a_proposal_goes_to_the_reviewer() -> None:
