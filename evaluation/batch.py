@@ -26,10 +26,11 @@ from config.settings import Settings
 from evaluation.api import TaskItem
 from evaluation.identity import find_token
 from evaluation.store import AnswerRecord, RunDirError, RunStore, code_version
-from models.providers import ProviderNotConfigured, resolve_model, resolve_provider
+from models.providers import ProviderNotConfigured
 from models.usage import total_cost
 from teams import events as ev
 from teams.loader import TeamConfigError, load_team, parse_team, resolve_team_path
+from teams.preflight import model_choices
 from teams.result import Result
 from teams.runner import HARD_CANCEL_WAIT_S, STOP_GRACE_S, Question, Run
 from teams.schema import TeamConfig
@@ -66,16 +67,7 @@ class QuestionStatus:
 
 def team_models(cfg: TeamConfig, settings: Settings) -> dict[str, str]:
     """agent -> provider/model as this run will use them. Raises ProviderNotConfigured."""
-    out = {}
-    for agent in cfg.agents:
-        spec = cfg.model_spec(agent.model)
-        provider = resolve_provider(spec, settings)
-        out[agent.name] = f"{provider}/{resolve_model(spec, provider, settings)}"
-    if cfg.selection.mode == "llm":
-        spec = cfg.model_spec(cfg.selection.model)
-        provider = resolve_provider(spec, settings)
-        out["selector"] = f"{provider}/{resolve_model(spec, provider, settings)}"
-    return out
+    return {c.agent: f"{c.provider}/{c.model}" for c in model_choices(cfg, settings)}
 
 
 class BatchRun:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from config.settings import Settings
 from models.providers import resolve_model, resolve_provider
-from teams.schema import TeamConfig
+from teams.schema import TeamConfig, agent_models
 
 
 @dataclass(frozen=True)
@@ -18,12 +18,8 @@ class ModelChoice:
 
 def model_choices(cfg: TeamConfig, settings: Settings) -> list[ModelChoice]:
     """The provider/model each agent (and an LLM selector) will use. Raises ProviderNotConfigured."""
-    refs = [(a.name, a.model) for a in cfg.agents]
-    if cfg.selection.mode == "llm":
-        refs.append(("selector", cfg.selection.model))
     choices = []
-    for agent, ref in refs:
-        spec = cfg.model_spec(ref)
+    for agent, spec in agent_models(cfg):
         provider = resolve_provider(spec, settings)
         choices.append(ModelChoice(agent, provider, resolve_model(spec, provider, settings)))
     return choices

@@ -39,7 +39,7 @@ from teams.build import BuiltTeam, build_team
 from teams.checks import facts_for_critic
 from teams.code_execution import uses_code, without_code
 from teams.result import Result, StopReason
-from teams.schema import TeamConfig, model_specs
+from teams.schema import TeamConfig, agent_models
 from teams.transcript import Ending, Transcript
 
 STOP_GRACE_S = 5.0  # how long a stopping team may take to unwind before its task is cancelled
@@ -220,7 +220,7 @@ class Run:
                     self._log.warning("running without code execution: {}", problem)
                     cfg = without_code(cfg, "no isolated sandbox can run programs on this host")
                 if self._client_factory is None:
-                    await prepare_models(model_specs(cfg), self.settings)
+                    await prepare_models([spec for _, spec in agent_models(cfg)], self.settings)
                 self._built = build_team(
                     cfg,
                     client_for=self._client,

@@ -139,7 +139,9 @@ class TeamConfig(Strict):
         return ref if isinstance(ref, ModelSpec) else self.models[ref]
 
 
-def model_specs(cfg: TeamConfig) -> list[ModelSpec]:
-    """The model profile of every agent of `cfg` (and of an LLM selector), as the team will build them."""
-    refs = [a.model for a in cfg.agents] + ([cfg.selection.model] if cfg.selection.mode == "llm" else [])
-    return [cfg.model_spec(ref) for ref in refs]
+def agent_models(cfg: TeamConfig) -> list[tuple[str, ModelSpec]]:
+    """(agent, model profile) for every agent of `cfg` and an LLM selector, as the team will build them."""
+    refs = [(a.name, a.model) for a in cfg.agents]
+    if cfg.selection.mode == "llm":
+        refs.append(("selector", cfg.selection.model))
+    return [(agent, cfg.model_spec(ref)) for agent, ref in refs]

@@ -25,8 +25,10 @@ class LocalProvider(Provider):
         return settings.local_model  # one CPU model, whatever the tier
 
     def model(self, settings: Settings, spec: ModelSpec | None) -> str:
-        """The model a run would load: LLM_MODEL, else the team's name for `local`, else LOCAL_MODEL."""
-        return settings.llm_model or (spec.model_for("local") if spec else None) or settings.local_model
+        """The model a run would load, resolved as for every provider (LLM_MODEL, the team's name, LOCAL_MODEL)."""
+        from models.providers import resolve_model
+
+        return resolve_model(spec or ModelSpec(), self.name, settings)
 
     def is_configured(self, settings: Settings, spec: ModelSpec | None = None) -> bool:
         import models.providers as registry  # looked up at call time: tests replace `local_available`
