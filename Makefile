@@ -39,6 +39,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/debate_cost.py
 	$(PY) bench/stalls.py
+	$(PY) bench/strategies.py
 	$(PY) bench/overhead.py
 	$(PY) bench/sandbox.py
 	$(PY) bench/batch.py

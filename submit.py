@@ -2,7 +2,7 @@
 
     python submit.py questions                          # the current questions and where their files are
     python submit.py run [--team teams/debate.yaml] [--concurrency 4] [--only TASK_ID ...] [--run-dir DIR]
-    python submit.py eval --run-dir DIR --labels FILE.jsonl
+    python submit.py eval --run-dir DIR [DIR ...] --labels FILE.jsonl   # several: accuracy per strategy
     python submit.py submit --run-dir DIR               # a dry run: the payload and who it would be sent as
     python submit.py submit --run-dir DIR --yes         # send it
 
@@ -331,41 +331,80 @@ async def cmd_submit(args: argparse.Namespace) -> int:
 
 # --- eval ---------------------------------------------------------------------------------------------
 async def cmd_eval(args: argparse.Namespace) -> int:
-    from evaluation.report import ReportError, build_report, load_labels, write_report
+    from evaluation.report import (
+        SUMMARY_COLUMNS,
+        ReportError,
+        build_report,
+        format_summary_row,
+        load_labels,
+        summary_rows,
+        write_report,
+    )
     from evaluation.store import RunDirError, RunStore
 
+    run_dirs: list[Path] = list(dict.fromkeys(args.run_dir))  # each one team or strategy; a repeat counts once
     try:
-        store = RunStore.open(args.run_dir)
         labels, problems = load_labels(args.labels)
-        report = build_report(store, labels, problems)
+        stores = [RunStore.open(d) for d in run_dirs]
+        reports = [build_report(store, labels, problems) for store in stores]
     except (RunDirError, ReportError) as exc:
         raise CliError(str(exc)) from None
-    warn(store.warnings + problems)
+    warn(problems + [f"{store.path}: {w}" if len(stores) > 1 else w for store in stores for w in store.warnings])
     mark = {True: Text("✓", style="green"), False: Text("✗", style="red"), None: Text("–", style="dim")}
-    table = Table(title=f"Evaluation of {args.run_dir}")
-    for col in ("task_id", "answer", "expected", "strict", "GAIA", "time", "tokens", "cost"):
-        table.add_column(col, overflow="fold" if col in ("answer", "expected") else "ellipsis")
-    for r in report["rows"]:
-        answer = Text(r["answer"]) if r["state"] == "done" else Text(f"({r['state']})", style="dim")
-        table.add_row(r["task_id"], answer, Text(r["truth"] if r["truth"] is not None else "(no label)"),
-                      mark[r["strict"]], mark[r["gaia"]], f"{r['duration_s']:.1f}s",
-                      str(r["prompt_tokens"] + r["completion_tokens"]), format_cost(r["cost_usd"]) if r["state"] != "pending" else "")
-    console.print(table)
-    t = report["totals"]
 
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{100 * v:.1f}%"
 
-    console.print(
-        f"strict exact match: {t['strict_correct']}/{t['labelled']} ({pct(t['strict_accuracy'])}) · "
-        f"GAIA scorer: {t['gaia_correct']}/{t['labelled']} ({pct(t['gaia_accuracy'])}) · "
-        f"answered {t['answered']}/{t['questions']} · time {t['duration_s']:.1f}s · "
-        f"tokens {t['prompt_tokens']} in / {t['completion_tokens']} out · {format_cost(t['cost_usd'])}"
-    )
-    if report["formatting_problems"]:
-        warn([f"accepted by the GAIA scorer but not by exact match (fix the format): {', '.join(report['formatting_problems'])}"])
-    json_path, md_path = write_report(store, report)
-    console.print(f"Wrote {json_path} and {md_path}")
+    if len(stores) == 1:  # the per-question table
+        report = reports[0]
+        with_attempts = report.get("strategy", "single") != "single"
+        table = Table(title=f"Evaluation of {run_dirs[0]}")
+        cols = ["task_id", "answer", "expected", "strict", "GAIA", "time", "tokens", "cost"] + (["attempts"] if with_attempts else [])
+        for col in cols:
+            table.add_column(col, overflow="fold" if col in ("answer", "expected", "attempts") else "ellipsis")
+        for r in report["rows"]:
+            answer = Text(r["answer"]) if r["state"] == "done" else Text(f"({r['state']})", style="dim")
+            cells: list[Any] = [r["task_id"], answer, Text(r["truth"] if r["truth"] is not None else "(no label)"),
+                                mark[r["strict"]], mark[r["gaia"]], f"{r['duration_s']:.1f}s",
+                                str(r["prompt_tokens"] + r["completion_tokens"]),
+                                format_cost(r["cost_usd"]) if r["state"] != "pending" else ""]
+            if with_attempts:
+                shown = Text()
+                for i, a in enumerate(r.get("attempts") or []):
+                    shown.append(("  " if i else "") + f"{a['number']}: {a['answer'] or '(none)'} ")
+                    shown.append_text(mark[a["gaia"]])
+                if r.get("decision"):
+                    shown.append(f"  → {r['decision']}", style="dim")
+                cells.append(shown)
+            table.add_row(*cells)
+        console.print(table)
+        t = report["totals"]
+        console.print(
+            f"strict exact match: {t['strict_correct']}/{t['labelled']} ({pct(t['strict_accuracy'])}) · "
+            f"GAIA scorer: {t['gaia_correct']}/{t['labelled']} ({pct(t['gaia_accuracy'])}) · "
+            f"answered {t['answered']}/{t['questions']} · time {t['duration_s']:.1f}s · "
+            f"tokens {t['prompt_tokens']} in / {t['completion_tokens']} out · {format_cost(t['cost_usd'])}"
+        )
+    rows = summary_rows(reports)
+    if len(stores) > 1 or any(r["kind"] == "attempt" for r in rows):
+        summary = Table(title="Accuracy per strategy (tokens and cost per correct answer: GAIA scorer)")
+        for col in ("run dir", *SUMMARY_COLUMNS):
+            summary.add_column(col, overflow="fold" if col in ("run dir", "team", "") else "ellipsis")
+        for row in rows:
+            cells = format_summary_row(row)
+            attempt = row["kind"] == "attempt"
+            summary.add_row("" if attempt else str(row["run_dir"]), *[Text(("↳ " if attempt and i == 0 else "") + c,
+                            style="dim" if attempt else "") for i, c in enumerate(cells)])
+        console.print(summary)
+    for report in reports:
+        if report["formatting_problems"]:
+            where = f"{report['run_dir']}: " if len(reports) > 1 else ""
+            warn([f"{where}accepted by the GAIA scorer but not by exact match (fix the format): {', '.join(report['formatting_problems'])}"])
+    for store, report in zip(stores, reports, strict=True):
+        if len(reports) > 1:
+            report["comparison"] = rows  # every run dir's report.md shows the whole comparison
+        json_path, md_path = write_report(store, report)
+        console.print(f"Wrote {json_path} and {md_path}")
     return EXIT_OK
 
 
@@ -428,11 +467,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "or <owner>/<name> (default: from SPACE_ID)")
     s.set_defaults(func=cmd_submit)
 
-    e = sub.add_parser("eval", help="score a run locally against your own labels (strict and GAIA scorer)",
+    e = sub.add_parser("eval", help="score runs locally against your own labels (strict and GAIA scorer), per strategy",
                        description="Compare each answer with your labels file (JSONL: task_id, final_answer per line) by "
                        "strict exact match and by GAIA's scorer, side by side; print the per-question table and the "
-                       "totals (accuracy, time, tokens, cost) and write report.json and report.md into the run dir.")
-    e.add_argument("--run-dir", type=Path, required=True, metavar="DIR")
+                       "totals (accuracy, time, tokens, cost) and write report.json and report.md into the run dir. "
+                       "Several run dirs (one per team or strategy) print one row each: accuracy, tokens, and tokens and "
+                       "cost per correct answer; a vote's or an escalation's row is followed by one row per attempt, "
+                       "scored as if that attempt had been submitted alone, and escalate says how many questions escalated.")
+    e.add_argument("--run-dir", type=Path, required=True, action="extend", nargs="+", metavar="DIR",
+                   help="one or more run dirs (repeat --run-dir or list them)")
     e.add_argument("--labels", type=Path, required=True, metavar="FILE.jsonl")
     e.set_defaults(func=cmd_eval)
     return parser

@@ -16,7 +16,8 @@ from config.settings import get_settings
 from models.providers import ProviderNotConfigured
 from teams.loader import TeamConfigError, load_team
 from teams.preflight import model_choices
-from teams.runner import Question, Run
+from teams.runner import Question
+from teams.strategies import start_run
 
 EXIT_OK, EXIT_NO_ANSWER, EXIT_CONFIG = 0, 1, 2
 
@@ -64,7 +65,7 @@ async def run_cli(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: attachment not found: {', '.join(missing)}", file=sys.stderr)
         return EXIT_CONFIG
-    run = Run(Question(question_text, attachments=list(args.file)), team, settings=settings, timeout_s=args.timeout, max_turns=args.max_turns)
+    run = start_run(Question(question_text, attachments=list(args.file)), team, settings=settings, timeout_s=args.timeout, max_turns=args.max_turns)
     renderer = None if args.quiet else ConsoleRenderer(show_code=not args.no_code)
     loop = asyncio.get_running_loop()
     try:

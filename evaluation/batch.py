@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,15 +25,16 @@ from config.log import mask, register_secrets
 from config.settings import Settings
 from evaluation.api import TaskItem
 from evaluation.identity import find_token
-from evaluation.store import AnswerRecord, RunDirError, RunStore, code_version
+from evaluation.store import AnswerRecord, RunDirError, RunStore, code_version, strategy_fields
 from models.providers import ProviderNotConfigured
 from models.usage import total_cost
 from teams import events as ev
 from teams.loader import TeamConfigError, load_team, parse_team, resolve_team_path
 from teams.preflight import model_choices
 from teams.result import Result
-from teams.runner import HARD_CANCEL_WAIT_S, STOP_GRACE_S, Question, Run
+from teams.runner import HARD_CANCEL_WAIT_S, STOP_GRACE_S, Question
 from teams.schema import TeamConfig
+from teams.strategies import AnyRun, start_run
 
 State = Literal["pending", "running", "done", "failed"]
 ATTACHMENT_TIMEOUT_S = 300.0  # a download that takes longer is a failed question, retried on resume
@@ -63,6 +64,7 @@ class QuestionStatus:
     stop_reason: str | None = None
     resumed: bool = False  # done in an earlier session of this run dir, not recomputed
     started: float | None = None  # time.monotonic() when the current attempt started
+    attempt_answers: list[str] = field(default_factory=list)  # a vote's or an escalation's attempts, in order
 
 
 def team_models(cfg: TeamConfig, settings: Settings) -> dict[str, str]:
@@ -88,7 +90,7 @@ class BatchRun:
         self.notes: list[str] = []  # things the caller should show (e.g. a changed team file on resume)
         self._cancelled = False
         self._running = False
-        self._active: dict[str, Run] = {}
+        self._active: dict[str, AnyRun] = {}
         self._tasks: list[TaskItem] = []
         self._statuses: dict[str, QuestionStatus] = {}
         register_secrets(settings.secret_values())
@@ -247,7 +249,7 @@ class BatchRun:
                 if task.file_name:
                     files.append(await self._attachment(task))
                     attachments.append(files[0].name)
-                run = Run(
+                run = start_run(
                     Question(task.question, files, task.task_id),
                     self.cfg,
                     settings=self.settings,
@@ -266,7 +268,8 @@ class BatchRun:
                 assert run.result is not None
                 return run.result
 
-            guard = self.timeout_s + STOP_GRACE_S + 2 * HARD_CANCEL_WAIT_S + ATTACHMENT_TIMEOUT_S + GUARD_SLACK_S
+            stages = 2 if self.cfg.strategy.kind == "escalate" else 1  # each stage may use its stop grace
+            guard = self.timeout_s + stages * (STOP_GRACE_S + 2 * HARD_CANCEL_WAIT_S) + ATTACHMENT_TIMEOUT_S + GUARD_SLACK_S
             result = await asyncio.wait_for(attempt(), timeout=guard)
         except asyncio.TimeoutError:
             error = f"the question did not finish within its {self.timeout_s:g}s limit and was abandoned"
@@ -314,6 +317,7 @@ class BatchRun:
     ) -> AnswerRecord:
         state: Literal["done", "failed"] = "failed"
         answer = ""
+        data = result.to_dict() if result is not None else None
         if result is not None:
             if result.stop_reason == "cancelled":
                 error = "cancelled before it finished"
@@ -335,7 +339,8 @@ class BatchRun:
             approved=bool(result and result.approved),
             attachments=attachments,
             attempt=status.attempts,
-            result=result.to_dict() if result else None,
+            **(strategy_fields(data) if data is not None else {"strategy": self.cfg.strategy.kind}),
+            result=data,
         )
 
     def cancel(self) -> None:
@@ -378,6 +383,7 @@ def _fill(status: QuestionStatus, rec: AnswerRecord) -> None:
     status.error = mask(rec.error) if rec.error else rec.error
     status.stop_reason = rec.stop_reason
     status.attempts = rec.attempt
+    status.attempt_answers = [mask(str(a.get("answer") or "")) for a in rec.attempts]
 
 
 async def _notify(on_update: Callable[[QuestionStatus], Any] | None, status: QuestionStatus) -> None:

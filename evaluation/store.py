@@ -3,7 +3,9 @@
 Layout of `runs/<YYYYmmdd-HHMMSS>/`:
   run.json        format version, team config, models, code version (git commit), sessions and timings
   questions.json  the question list as fetched (a resumed run uses it, so the API need not be up)
-  answers.jsonl   one line per finished attempt (done or failed), with its trace; the last line of a task wins
+  answers.jsonl   one line per finished question (done or failed), with its trace; the last line of a task wins.
+                  A vote or an escalation also records `strategy`, its `attempts` side by side and its `decision`
+                  (method, reason, votes, the adjudicator's reply) in plain fields (`strategy_fields`)
   run.log         the run's log (secrets masked)
   report.json/.md local evaluation (`submit.py eval`); submission.json, the last `submit --yes` result
 
@@ -87,13 +89,69 @@ class AnswerRecord:
     approved: bool = False
     attachments: list[str] = field(default_factory=list)
     finished_at: str = field(default_factory=now_iso)
-    attempt: int = 1
+    attempt: int = 1  # how many times this question has been run in this run dir (not a strategy's attempts)
+    # The strategy (teams/strategies/), in plain fields beside `result`: a vote's or an escalation's attempts
+    # side by side (`attempt_summary`), and how the answer was chosen (`decision_summary`). Single runs:
+    # "single", no attempts, no decision.
+    strategy: str = "single"
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    decision: dict[str, Any] | None = None
     result: dict[str, Any] | None = None  # teams.result.Result.to_dict(): trace, proposals, usage, models
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnswerRecord:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        result = known.get("result")
+        if "strategy" not in data and isinstance(result, dict) and result.get("strategy") not in (None, "single"):
+            # written before these fields existed: the same summaries, from the full result
+            known.update(strategy_fields(result))
         return cls(**known)
+
+
+def attempt_summary(attempt: dict[str, Any]) -> dict[str, Any]:
+    """One attempt of a vote or an escalation (teams.result.Attempt as a dict), in the record's plain form."""
+    prompt, completion = int(attempt.get("prompt_tokens") or 0), int(attempt.get("completion_tokens") or 0)
+    return {
+        "number": attempt.get("number"),
+        "label": attempt.get("label", ""),
+        "team": attempt.get("team", ""),
+        "stage": attempt.get("stage", ""),
+        "answer": attempt.get("answer") or "",
+        "approved": bool(attempt.get("approved")),
+        "stop_reason": attempt.get("stop_reason"),
+        "duration_s": attempt.get("duration_s"),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "tokens": prompt + completion,
+        "cost_usd": attempt.get("cost_usd"),
+        "models": dict(attempt.get("models") or {}),
+        "checks": list(attempt.get("checks") or []),
+        "error": attempt.get("error"),
+    }
+
+
+def decision_summary(decision: dict[str, Any]) -> dict[str, Any]:
+    """How a strategy chose (teams.result.Decision as a dict): method, reason, the votes, the adjudicator's text."""
+    return {
+        "method": decision.get("method"),
+        "reason": decision.get("reason", ""),
+        "votes": [
+            {"answer": g.get("answer", ""), "attempts": list(g.get("attempts") or []), "count": len(g.get("attempts") or []),
+             "approved": int(g.get("approved") or 0)}
+            for g in decision.get("groups") or []
+        ],
+        "adjudicator": decision.get("adjudicator"),
+    }
+
+
+def strategy_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """`strategy`, `attempts` and `decision` of a record, from `teams.result.Result.to_dict()`."""
+    decision = result.get("decision")
+    return {
+        "strategy": str(result.get("strategy") or "single"),
+        "attempts": [attempt_summary(a) for a in result.get("attempts") or [] if isinstance(a, dict)],
+        "decision": decision_summary(decision) if isinstance(decision, dict) else None,
+    }
 
 
 def new_run_dir(root: Path) -> Path:

@@ -10,6 +10,11 @@ alone, as the whole answer or as one item of a list, optionally signed, after a 
 `%` (`$1,234` -> `$1234`, GAIA's scorer compares numbers without `$ % ,`). Inside words it is kept as
 written (`1,234 coins`). Every other comma separates list items, respaced to `a, b` (`1,2,3` ->
 `1, 2, 3`, `New York,NY` -> `New York, NY`); `12,34` is not a separated number, so it is a list.
+
+Reasoning. What a model writes inside `<think>...</think>` or `<thinking>...</thinking>` is never read as an
+answer (nor, in `teams/termination.py` and `teams/selection.py`, as a verdict or a handoff): `visible_text`
+drops each such block, an opening tag never closed (the rest of the message is reasoning), and everything
+before a closing tag with no opening one (templates that open the block in the prompt).
 """
 
 from __future__ import annotations
@@ -24,11 +29,21 @@ _BOXED = re.compile(r"^\\boxed\{(.*)\}$", re.DOTALL)
 _SEPARATED_NUMBER = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)")
 _LONE_NUMBER_WITH_SEPARATORS = re.compile(r"^[-+]?[$€£¥]?[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?$")
 _INITIALISM_END = re.compile(r"(?:\b[A-Za-z]\.){2,}$")
+_THINK_BLOCK = re.compile(r"<(?:think|thinking)\b[^>]*>.*?(?:</(?:think|thinking)\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+_THINK_CLOSE = re.compile(r"</(?:think|thinking)\s*>", re.IGNORECASE)
 _QUOTES = [('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("«", "»"), ("`", "`")]
 
 
+def visible_text(text: str) -> str:
+    """`text` without the model's reasoning blocks (module docstring: which)."""
+    text = _THINK_BLOCK.sub("", text)
+    closes = list(_THINK_CLOSE.finditer(text))  # left after the blocks: closing tags without an opening one
+    return text[closes[-1].end() :] if closes else text
+
+
 def find_answers(text: str, marker: str = DEFAULT_MARKER) -> list[str]:
-    """Every answer stated after `marker` in `text` (case-insensitive), in order."""
+    """Every answer stated after `marker` in `text` (case-insensitive), in order; reasoning blocks are not read."""
+    text = visible_text(text)
     found = []
     words = r"\s+".join(re.escape(w) for w in marker.rstrip(":").split())
     pattern = re.compile(r"(?:\*\*|__)?" + words + r"(?:\*\*|__)?\s*:?\s*(?:\*\*|__)?", re.IGNORECASE)

@@ -22,7 +22,7 @@ from agents.tools.registry import ToolContext
 from models.spec import ModelSpec
 from teams.schema import TeamConfig
 from teams.selection import RuleSelector
-from teams.termination import ApprovedAnswerTermination
+from teams.termination import ApprovedAnswerTermination, GuardsTermination
 
 ClientFactory = Callable[[ModelSpec, str], ChatCompletionClient]
 
@@ -44,6 +44,8 @@ class BuiltTeam:
     selector: RuleSelector | None
     clients: dict[str, ChatCompletionClient] = field(default_factory=dict)
     max_turns: int = 0
+    # the run's stall guards: `approval` itself when there is an approver, else a guards-only termination
+    guards: GuardsTermination | None = None
 
 
 class _NoSelectorModel(ChatCompletionClient):
@@ -100,6 +102,7 @@ def build_team(
     external = ExternalTermination()
     termination: TerminationCondition = external | TimeoutTermination(timeout_s)
     approval = None
+    guards: GuardsTermination
     if cfg.termination.approver:
         approval = ApprovedAnswerTermination(
             cfg.termination.approver,
@@ -108,12 +111,17 @@ def build_team(
             cfg.termination.rejection_marker,
             guards=cfg.guards,
         )
-        termination = approval | termination
+        guards = approval
+    else:  # no approver: the consensus and stall guards still end a run that stopped moving
+        guards = GuardsTermination(
+            cfg.answer.marker, cfg.termination.approval_marker, cfg.termination.rejection_marker, guards=cfg.guards
+        )
+    termination = guards | termination
 
     mode: Literal["rules", "llm", "round_robin"] = cfg.selection.mode
     if mode == "round_robin":
         team: BaseGroupChat = RoundRobinGroupChat(agents, termination_condition=termination, max_turns=max_turns)
-        return BuiltTeam(team, external, approval, None, clients, max_turns)
+        return BuiltTeam(team, external, approval, None, clients, max_turns, guards)
 
     selector = RuleSelector(cfg, fall_through=(mode == "llm"))
 
@@ -147,5 +155,5 @@ def build_team(
             max_turns=max_turns,
             emit_team_events=True,
         )
-    return BuiltTeam(team, external, approval, selector, clients, max_turns)
+    return BuiltTeam(team, external, approval, selector, clients, max_turns, guards)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from teams.result import Result
+    from teams.result import Decision, Result
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,39 @@ class RunFinished:
     result: Result
 
 
+# --- strategies (teams/strategies/): attempts side by side, then the decision ---------------------------------
+@dataclass(frozen=True)
+class AttemptStarted:
+    attempt: int  # 1-based
+    label: str  # e.g. "solo · openai/gpt-6-luna"
+    team: str
+    stage: Literal["vote", "first", "escalated"]
+
+
+@dataclass(frozen=True)
+class InAttempt:
+    """An event of one attempt's own run (its RunStarted .. RunFinished included)."""
+
+    attempt: int
+    event: Event
+
+
+@dataclass(frozen=True)
+class Escalating:
+    """The first attempts did not settle the question: the escalation starts, and why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decided:
+    """The strategy's choice; `decision` is also in the final Result."""
+
+    decision: Decision
+    answer: str
+
+
 Event = (
     RunStarted | TurnStarted | Token | Thought | ToolCall | ToolResult | CodeRun | TurnEnded | AnswerProposed | RunFinished
+    | AttemptStarted | InAttempt | Escalating | Decided
 )

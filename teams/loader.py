@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from agents.tools.registry import tool_names, unknown_tool_message
-from teams.schema import TeamConfig
+from teams.schema import AttemptSpec, TeamConfig
 
 TEAMS_DIR = Path(__file__).resolve().parent
 
@@ -97,6 +97,11 @@ def check_references(cfg: TeamConfig) -> list[tuple[str, str]]:
         if isinstance(ref, str) and ref not in cfg.models:
             problems.append((path, f"unknown model profile {ref!r} (defined: {', '.join(cfg.models) or 'none'})"))
 
+    strategy = cfg.strategy
+    if strategy.kind == "single" and not cfg.agents:
+        problems.append(("agents", "a team needs at least one agent (or a `strategy:` whose attempts name their teams)"))
+    if strategy.kind != "single":
+        problems += _strategy_problems(cfg)
     seen: set[str] = set()
     for i, agent in enumerate(cfg.agents):
         if agent.name in seen:
@@ -114,16 +119,91 @@ def check_references(cfg: TeamConfig) -> list[tuple[str, str]]:
         agent_ref(f"selection.default_next.{src}", dst)
     if sel.mode == "llm":
         model_ref("selection.model", sel.model)
-    if sel.mode in ("rules", "llm") and len(cfg.agents) < 2:
+    if sel.mode in ("rules", "llm") and len(cfg.agents) == 1:
         problems.append(("selection.mode", f"{sel.mode!r} needs at least two agents; use 'round_robin'"))
     agent_ref("termination.approver", cfg.termination.approver)
     return problems
 
 
-def parse_team(data: Any, source: str = "<team>") -> TeamConfig:
+def _attempts(cfg: TeamConfig) -> list[tuple[str, AttemptSpec]]:
+    s = cfg.strategy
+    found = [(f"strategy.attempts[{i}]", a) for i, a in enumerate(s.attempts)]
+    if s.escalate_to is not None:
+        found.append(("strategy.escalate_to", s.escalate_to))
+    return found
+
+
+def _strategy_problems(cfg: TeamConfig) -> list[tuple[str, str]]:
+    s = cfg.strategy
+    problems: list[tuple[str, str]] = []
+    voters = sum(a.repeat for a in s.attempts)
+    if s.kind == "vote" and voters < 2:
+        problems.append(("strategy.attempts", f"a vote needs at least two attempts (counting `repeat`), got {voters}"))
+    if s.kind == "escalate":
+        if not s.attempts:
+            problems.append(("strategy.attempts", "escalate needs at least one first attempt"))
+        if s.escalate_to is None:
+            problems.append(("strategy.escalate_to", "escalate needs the attempt to escalate to"))
+    elif s.escalate_to is not None:
+        problems.append(("strategy.escalate_to", f"only `kind: escalate` escalates; this strategy is {s.kind!r}"))
+    if s.adjudicator is not None and isinstance(s.adjudicator.model, str) and s.adjudicator.model not in cfg.models:
+        problems.append(("strategy.adjudicator.model",
+                         f"unknown model profile {s.adjudicator.model!r} (defined: {', '.join(cfg.models) or 'none'})"))
+    for path, attempt in _attempts(cfg):
+        team = attempt.team
+        if team is None and not cfg.agents:
+            problems.append((f"{path}.team", "names no team, and this file has no `agents:` of its own to run"))
+        if isinstance(team, TeamConfig):
+            if team.strategy.kind != "single":
+                problems.append((f"{path}.team", f"team {team.name!r} is itself a {team.strategy.kind!r} strategy; "
+                                 "an attempt runs one team"))
+            profiles = team.models
+        else:
+            profiles = cfg.models
+        for name in attempt.models:
+            if not isinstance(team, str) and name not in profiles:
+                problems.append((f"{path}.models.{name}",
+                                 f"the attempt's team has no model profile {name!r} (defined: {', '.join(profiles)})"))
+    return problems
+
+
+def resolve_attempts(data: dict[str, Any], source: str, base_dir: Path) -> dict[str, Any]:
+    """`strategy.attempts[].team: <name or path>` replaced by the team it names, so the config is whole on its own
+    (a run dir records it, and a resume never reads the team files again)."""
+    strategy = data.get("strategy")
+    if not isinstance(strategy, dict):
+        return data
+    problems: list[tuple[str, str]] = []
+
+    def resolve(path: str, attempt: Any) -> Any:
+        if not isinstance(attempt, dict) or not isinstance(attempt.get("team"), str):
+            return attempt
+        ref = attempt["team"]
+        beside = [c for c in (base_dir / ref, base_dir / f"{ref}.yaml") if c.is_file()]
+        target = beside[0] if beside else resolve_team_path(ref)
+        try:
+            team = load_team(target)
+        except TeamConfigError as exc:
+            problems.append((f"{path}.team", f"team {ref!r}: " + "; ".join(
+                f"{p}: {m}" if p else m for p, m in exc.problems)))
+            return attempt
+        return {**attempt, "team": team.model_dump(mode="json", exclude_unset=True)}
+
+    out = dict(strategy)
+    if isinstance(strategy.get("attempts"), list):
+        out["attempts"] = [resolve(f"strategy.attempts[{i}]", a) for i, a in enumerate(strategy["attempts"])]
+    if "escalate_to" in strategy:
+        out["escalate_to"] = resolve("strategy.escalate_to", strategy["escalate_to"])
+    if problems:
+        raise TeamConfigError(source, problems)
+    return {**data, "strategy": out}
+
+
+def parse_team(data: Any, source: str = "<team>", base_dir: Path = TEAMS_DIR) -> TeamConfig:
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise TeamConfigError(source, [("", f"a team config must be a mapping of keys, but the file is {kind}")])
+    data = resolve_attempts(data, source, base_dir)
     try:
         cfg = TeamConfig.model_validate(data)
     except ValidationError as exc:
@@ -168,7 +248,12 @@ def load_team(ref: str | Path) -> TeamConfig:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise TeamConfigError(source, [(where, f"invalid YAML: {problem}")]) from None
-    return parse_team(data, source)
+    return parse_team(data, source, base_dir=_teams_dir_of(path))
+
+
+def _teams_dir_of(path: Path) -> Path:
+    """Where an attempt's `team: <name>` is looked up: beside the file, then in teams/ (resolve_team_path)."""
+    return path.resolve().parent
 
 
 def available_teams() -> list[Path]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from config.settings import Settings
 from models.providers import resolve_model, resolve_provider
-from teams.schema import TeamConfig, agent_models
+from teams.schema import TeamConfig
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,12 @@ class ModelChoice:
 
 
 def model_choices(cfg: TeamConfig, settings: Settings) -> list[ModelChoice]:
-    """The provider/model each agent (and an LLM selector) will use. Raises ProviderNotConfigured."""
+    """The provider/model each agent (and an LLM selector) will use; for a vote or an escalation, every attempt's
+    agents (`2.critic`) and the adjudicator. Raises ProviderNotConfigured."""
+    from teams.strategies.attempts import strategy_models
+
     choices = []
-    for agent, spec in agent_models(cfg):
+    for agent, spec in strategy_models(cfg, settings):
         provider = resolve_provider(spec, settings)
         choices.append(ModelChoice(agent, provider, resolve_model(spec, provider, settings)))
     return choices

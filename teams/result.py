@@ -9,7 +9,14 @@ from models.usage import AgentUsage, total_cost
 
 # consensus: the same answer stated `guards.consensus_after` times with no rejection (not marked approved);
 # stalled: `guards.stall_turns` turns without new evidence or a new answer (teams/termination.py).
-StopReason = Literal["approved", "consensus", "stalled", "max_turns", "timeout", "cancelled", "error", "no_answer"]
+# Strategies (teams/strategies/): majority: the vote's largest group won outright; adjudicated: the adjudicator
+# picked the answer; rejected: the adjudicator rejected every answer; plurality: no majority and no ruling, the
+# largest group's answer is kept unapproved; budget: the escalation hit its budget cap.
+StopReason = Literal[
+    "approved", "consensus", "stalled", "max_turns", "timeout", "cancelled", "error", "no_answer",
+    "majority", "adjudicated", "rejected", "plurality", "budget",
+]
+Strategy = Literal["single", "vote", "escalate"]
 
 
 @dataclass
@@ -24,6 +31,47 @@ class Proposal:
     agent: str
     answer: str
     verdict: Literal["proposed", "approved", "rejected"] = "proposed"
+
+
+@dataclass
+class Attempt:
+    """One independent attempt of a vote or an escalation, as the records and the UI show it side by side."""
+
+    number: int  # 1-based, in the order of the strategy's attempts
+    label: str
+    team: str
+    stage: Literal["vote", "first", "escalated"]
+    answer: str
+    raw_answer: str | None
+    approved: bool
+    stop_reason: str
+    duration_s: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    models: dict[str, str] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)
+    error: str | None = None
+    run_id: str = ""
+
+
+@dataclass
+class VoteGroup:
+    """Attempts whose answers the GAIA scorer counts as the same answer (teams/strategies/grouping.py)."""
+
+    answer: str  # the form the group's members wrote most (an approved one first)
+    attempts: list[int]  # attempt numbers
+    approved: int = 0  # how many of them were approved in their own run
+
+
+@dataclass
+class Decision:
+    """How a strategy chose its answer: the groups, the method and the reason, in words."""
+
+    method: Literal["unanimous", "majority", "adjudicated", "rejected", "plurality", "first", "escalated", "none"]
+    reason: str
+    groups: list[VoteGroup] = field(default_factory=list)
+    adjudicator: str | None = None  # what the adjudicator wrote, if it was asked
 
 
 @dataclass
@@ -45,6 +93,9 @@ class Result:
     code_unavailable: str | None = None  # why the team ran without run_python, if it did
     # the program's checks (teams/checks.py): "corrected: <rule>", "not approved: ...", "evidence: ..."
     checks: list[str] = field(default_factory=list)
+    strategy: Strategy = "single"
+    attempts: list[Attempt] = field(default_factory=list)  # vote and escalate: every attempt, in order
+    decision: Decision | None = None
 
     @property
     def prompt_tokens(self) -> int:

@@ -120,6 +120,10 @@ class Run:
     def cancel(self, reason: str = "stopped by the user") -> None:
         self._request_stop("cancelled", reason)
 
+    def stop_over_budget(self, detail: str) -> None:
+        """End the run now with stop reason `budget`, keeping its best answer (an escalation's spending cap)."""
+        self._request_stop("budget", detail)
+
     def _request_stop(self, kind: StopReason, detail: str) -> None:
         if self._stop_kind is not None:
             return
@@ -230,8 +234,8 @@ class Run:
                     on_select=lambda name: self._queue.put_nowait(SelectSpeakerEvent(content=[name], source="rules")),
                     facts_for=self._facts_for,
                 )
-                if self._built.approval is not None:  # the form checks read the question (teams/checks.py)
-                    self._built.approval.question = self.question.text
+                if self._built.guards is not None:  # the form checks read the question (teams/checks.py)
+                    self._built.guards.question = self.question.text
                 tool_ctx.vision_client = next(
                     (c for c in self._built.clients.values() if c.model_info.get("vision")), None
                 )
@@ -368,8 +372,11 @@ async def solve(
     on_event: Callable[[ev.Event], Any] | None = None,
     **kwargs: Any,
 ) -> Result:
-    """Run one question to its end and return the Result (events go to `on_event` if given)."""
-    run = Run(question, team, **kwargs)
+    """Run one question to its end, whatever the team's strategy, and return the Result (events go to
+    `on_event` if given)."""
+    from teams.strategies import start_run  # the strategies build on this module
+
+    run = start_run(question, team, **kwargs)
     async for event in run.events():
         if on_event is not None:
             maybe = on_event(event)

@@ -3,8 +3,10 @@
 Order of rules for the message that just ended:
 1. the question (from the user) goes to `first`;
 2. a message that proposes a final answer goes to the reviewer (unless the reviewer wrote it);
-3. `NEXT: <agent>` in the message hands over explicitly;
+3. `NEXT: <agent>` in the message hands over explicitly (a name that is no agent of the team, or the speaker
+   itself, is ignored: the next rule applies);
 4. otherwise `default_next[speaker]`, else `first`.
+Text inside `<think>`/`<thinking>` blocks is read by none of these rules (`teams/answer.py` `visible_text`).
 In `llm` mode rules 1-3 still apply and the LLM only decides the rest.
 """
 
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
 
-from teams.answer import find_answers
+from teams.answer import find_answers, visible_text
 from teams.schema import TeamConfig
 
 
@@ -39,7 +41,7 @@ class RuleSelector:
         self._by_lower = {n.lower(): n for n in self.names}
 
     def handoff_target(self, text: str, speaker: str) -> str | None:
-        for match in reversed(list(self._handoff.finditer(text))):
+        for match in reversed(list(self._handoff.finditer(visible_text(text)))):
             target = self._by_lower.get(match.group(1).lower())
             if target and target != speaker:
                 return target

@@ -12,6 +12,10 @@ How a review is read (`review_verdict`), so that real models' wording does not f
   `x`, and the consensus guard ends the run once the same answer has been stated `guards.consensus_after`
   times (3 by default: e.g. proposed, restated by the critic, proposed again) with no rejection since; the
   run then stops with reason `consensus` and answers `x`, not marked approved.
+- **Reasoning is not read**: text inside `<think>...</think>` or `<thinking>...</thinking>` (an unclosed
+  opening tag: the rest of the message; a closing tag with no opening one: all before it) is never read as
+  an answer, an approval or a rejection (`teams/answer.py` `visible_text`, applied by `find_answers` and
+  `without_answers`, which every reading here goes through).
 - **Form checks** (`teams/checks.py`, when the question is known: `question=` or the run's task message): an
   approval of an answer that breaks the question's explicit form instructions in a way a program cannot
   correct (words where a number is asked, a full name where the first name is asked, ...) is read as a
@@ -21,23 +25,40 @@ How a review is read (`review_verdict`), so that real models' wording does not f
 The guards (`guards:` in the team YAML, `RunGuards`) watch every agent turn:
 - consensus: as above;
 - stall: `guards.stall_turns` turns in a row without new evidence (a tool result or program output whose
-  text was not seen before in the run; a repeated call's cached result is not new) and without a new
-  proposed answer end the run with the best answer so far, reason `stalled`.
+  text was not seen before in the run; a repeated call's cached result is not new, a failed call's error is
+  no evidence) and without a new proposed answer end the run with the best answer so far, reason `stalled`.
+  An empty turn (nothing visible outside reasoning blocks, no tool call) counts as two: the client has
+  already retried an empty reply;
+- a failing call repeated: the same tool call (same tool, same arguments, malformed JSON compared as
+  written) failing `guards.repeated_call_limit` + 1 times in the run (the first failure and that many
+  repeats; a bad argument fails the same way every time) ends the run with the best answer, reason
+  `stalled`, unless that turn brought new evidence or a new answer (the agent fixed its call). Failed calls are never cached (they may succeed later), so the cache's own loop limit does not
+  see them; this guard reads the turn when it ends.
+
+A team without an approver gets the same guards (`GuardsTermination`): there, any agent's rejection resets the
+consensus count.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from typing import Literal
 
 from autogen_agentchat.base import TerminationCondition
-from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage, ToolCallExecutionEvent
+from autogen_agentchat.messages import (
+    BaseAgentEvent,
+    BaseChatMessage,
+    StopMessage,
+    ToolCallExecutionEvent,
+    ToolCallRequestEvent,
+)
 from pydantic import BaseModel
 
 from agents.tools.registry import strip_repeat_note
-from teams.answer import find_answers, normalise_answer
+from teams.answer import find_answers, normalise_answer, visible_text
 from teams.checks import Violation, blocking
 from teams.schema import GuardsSpec
 
@@ -86,7 +107,9 @@ def is_rejection(text: str, rejection_marker: str, approval_marker: str | None =
 
 
 def without_answers(text: str, answer_marker: str) -> str:
-    """`text` with what follows each answer marker on its line cut: an answer may contain "not approved"."""
+    """`text` with its reasoning blocks dropped and what follows each answer marker on its line cut: an answer
+    may contain "not approved", a draft in `<think>` may say anything."""
+    text = visible_text(text)
     pattern = re.compile(r"(?:\*\*|__)?" + _words_pattern(answer_marker) + r".*$", re.IGNORECASE | re.MULTILINE)
     return pattern.sub("", text)
 
@@ -133,17 +156,43 @@ class RunGuards:
         self._evidence: set[str] = set()
         self._answers: set[str] = set()
         self._tally: dict[str, list[str]] = {}  # answer key -> who stated it since the last rejection
-        self.quiet_turns = 0
+        self._failures: dict[str, int] = {}  # tool call key -> how many times it failed in the run
+        self.quiet_turns = 0  # turns in a row without progress, an empty one counted twice
+        self._quiet = self._empty = 0  # those turns, and how many of them were empty
 
     def _new_evidence(self, event: ToolCallExecutionEvent) -> bool:
         new = False
         for result in event.content:
+            if result.is_error:  # a failed call found nothing
+                continue
             text = " ".join(strip_repeat_note(result.content).split())
             fingerprint = hashlib.sha256(f"{result.name}\0{text}".encode()).hexdigest()
             if fingerprint not in self._evidence:
                 self._evidence.add(fingerprint)
                 new = True
         return new
+
+    def _repeated_failure(self, turn: Sequence[BaseAgentEvent | BaseChatMessage]) -> str | None:
+        """A stall detail when a failing tool call of this turn has failed `repeated_call_limit` + 1 times."""
+        limit = self.spec.repeated_call_limit
+        if limit is None:
+            return None
+        calls = {c.id: c for item in turn if isinstance(item, ToolCallRequestEvent) for c in item.content}
+        failed: dict[str, tuple[str, str]] = {}  # key -> (agent, tool), the calls that failed in this turn
+        for item in turn:
+            if not isinstance(item, ToolCallExecutionEvent):
+                continue
+            for result in item.content:
+                call = calls.get(result.call_id)
+                if not result.is_error or call is None:
+                    continue
+                key = failing_call_key(call.name, call.arguments)
+                self._failures[key] = self._failures.get(key, 0) + 1
+                failed[key] = (item.source, call.name)
+        for key, (agent, tool) in failed.items():
+            if self._failures[key] > limit:
+                return f"{agent} repeated the same failing {tool} call {self._failures[key]} times"
+        return None
 
     def observe(self, turn: Sequence[BaseAgentEvent | BaseChatMessage]) -> str | None:
         """Feed one agent turn (AutoGen's delta); returns "consensus: ..." or "stalled: ..." to stop."""
@@ -154,6 +203,7 @@ class RunGuards:
         for item in turn:
             if isinstance(item, ToolCallExecutionEvent) and self._new_evidence(item):
                 progress = True
+        failing = self._repeated_failure(turn)
         for message in messages:
             text = message.to_text()
             if (self.approver is None or message.source == self.approver) and is_rejection(
@@ -179,27 +229,50 @@ class RunGuards:
                     f"{CONSENSUS_REASON}: the same answer was stated {len(stated)} times with no rejection"
                     f" (by {' and '.join(dict.fromkeys(stated))})"
                 )
-        self.quiet_turns = 0 if progress else self.quiet_turns + 1
+        if failing is not None and not progress:  # a turn that found something new has recovered
+            return f"{STALLED_REASON}: {failing}"
+        # nothing visible (empty content, or only a reasoning block) and no tool call: a provider's empty reply
+        # has already been retried by the client (LLM_MAX_RETRIES calls), so it weighs double
+        empty = not any(isinstance(item, ToolCallExecutionEvent) for item in turn) and not any(
+            visible_text(m.to_text()).strip() for m in messages
+        )
+        if progress:
+            self.quiet_turns = self._quiet = self._empty = 0
+        else:
+            self.quiet_turns += 2 if empty else 1
+            self._quiet += 1
+            self._empty += empty
         if self.spec.stall_turns and self.quiet_turns >= self.spec.stall_turns:
-            return f"{STALLED_REASON}: {self.quiet_turns} turns in a row brought no new evidence and no new answer"
+            why = f" ({self._empty} of them empty; an empty reply counts twice)" if self._empty else ""
+            return f"{STALLED_REASON}: {self._quiet} turns in a row brought no new evidence and no new answer{why}"
         return None
 
 
-class ApprovedAnswerTermination(TerminationCondition):
-    """Stops when `approver` approves a final answer (module docstring: how a review is read), and on the
-    run's guards: a consensus or a stall (`guards`; left out, the defaults of `GuardsSpec`)."""
+def failing_call_key(tool: str, arguments: str) -> str:
+    """Two calls with the same tool and arguments compare equal (JSON key order and spacing aside; arguments
+    that are not JSON as written)."""
+    try:
+        canonical = json.dumps(json.loads(arguments), sort_keys=True, ensure_ascii=False)
+    except (json.JSONDecodeError, TypeError, ValueError):
+        canonical = " ".join(arguments.split())
+    return f"{tool} {canonical}"
+
+
+class GuardsTermination(TerminationCondition):
+    """The run's guards alone (consensus, stall, a failing call repeated), for a team with no approver
+    (`termination.approver` unset); `ApprovedAnswerTermination` adds the approval. Stops with a StopMessage
+    "consensus: ..." or "stalled: ..." (read back by `guard_stop`)."""
 
     def __init__(
         self,
-        approver: str,
         answer_marker: str,
-        approval_marker: str | None,
+        approval_marker: str | None = "APPROVED",
         rejection_marker: str = "REJECTED",
         *,
         guards: GuardsSpec | None = None,
         question: str = "",
+        approver: str | None = None,
     ) -> None:
-        self.approver = approver
         self.answer_marker = answer_marker
         self.approval_marker = approval_marker
         self.rejection_marker = rejection_marker
@@ -222,6 +295,54 @@ class ApprovedAnswerTermination(TerminationCondition):
     def question(self, text: str) -> None:
         self.guards.question = text
 
+    @property
+    def terminated(self) -> bool:
+        return self._terminated
+
+    def _read_question(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> None:
+        if not self.question:  # the task message opens the run
+            task = next((m for m in messages if isinstance(m, BaseChatMessage) and m.source == "user"), None)
+            if task is not None:
+                self.question = task.to_text()
+
+    def _guard_stop(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
+        if (reason := self.guards.observe(messages)) is not None:
+            self._terminated = True
+            return StopMessage(content=reason, source="RunGuards")
+        return None
+
+    async def __call__(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
+        if self._terminated:
+            return None
+        self._read_question(messages)
+        return self._guard_stop(messages)
+
+    async def reset(self) -> None:
+        self._terminated = False
+        self.guards.reset()
+
+    def _to_config(self) -> BaseModel:  # pragma: no cover - teams are built from our YAML, never dumped
+        raise NotImplementedError("built from the team YAML; not serialisable")
+
+
+class ApprovedAnswerTermination(GuardsTermination):
+    """Stops when `approver` approves a final answer (module docstring: how a review is read), and on the
+    run's guards: a consensus or a stall (`guards`; left out, the defaults of `GuardsSpec`)."""
+
+    def __init__(
+        self,
+        approver: str,
+        answer_marker: str,
+        approval_marker: str | None,
+        rejection_marker: str = "REJECTED",
+        *,
+        guards: GuardsSpec | None = None,
+        question: str = "",
+    ) -> None:
+        super().__init__(answer_marker, approval_marker, rejection_marker, guards=guards, question=question,
+                         approver=approver)
+        self.approver = approver
+
     def form_block(self, message: BaseChatMessage) -> list[Violation]:
         """The form violations no program can correct in the answer `message` approves (empty otherwise)."""
         if message.source != self.approver or not self.question:
@@ -233,10 +354,6 @@ class ApprovedAnswerTermination(TerminationCondition):
         if verdict != "approved" or not answers:
             return []
         return blocking(self.question, normalise_answer(answers[-1]))
-
-    @property
-    def terminated(self) -> bool:
-        return self._terminated
 
     def verdict(self, message: BaseChatMessage) -> Verdict | None:
         """The approver's review; an approval of an answer with a blocking form violation is a rejection."""
@@ -261,25 +378,12 @@ class ApprovedAnswerTermination(TerminationCondition):
     async def __call__(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
         if self._terminated:
             return None
-        if not self.question:  # the task message opens the run
-            task = next((m for m in messages if isinstance(m, BaseChatMessage) and m.source == "user"), None)
-            if task is not None:
-                self.question = task.to_text()
+        self._read_question(messages)
         for m in messages:
             if isinstance(m, BaseChatMessage) and self.approves(m):
                 self._terminated = True
                 return StopMessage(content=f"{APPROVED_REASON} by {self.approver}", source="ApprovedAnswerTermination")
-        if (reason := self.guards.observe(messages)) is not None:
-            self._terminated = True
-            return StopMessage(content=reason, source="RunGuards")
-        return None
-
-    async def reset(self) -> None:
-        self._terminated = False
-        self.guards.reset()
-
-    def _to_config(self) -> BaseModel:  # pragma: no cover - teams are built from our YAML, never dumped
-        raise NotImplementedError("built from the team YAML; not serialisable")
+        return self._guard_stop(messages)
 
 
 def guard_stop(stop_reason: str) -> tuple[Literal["consensus", "stalled"], str] | None:

@@ -56,7 +56,7 @@ def test_missing_key_and_broken_team_exit_with_a_clear_message(tmp_path: Path) -
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nagents: []\n")
     proc = run_cli(["What is 2+2?", "--team", str(bad)], {"OPENAI_API_KEY": "sk-x"})
-    assert proc.returncode == 2 and f"{bad}: agents: List should have at least 1 item" in proc.stderr
+    assert proc.returncode == 2 and f"{bad}: agents: a team needs at least one agent" in proc.stderr
     proc = run_cli(["What?", "--file", str(tmp_path / "missing.xlsx")], {"OPENAI_API_KEY": "sk-x"})
     assert proc.returncode == 2 and "attachment not found" in proc.stderr
 

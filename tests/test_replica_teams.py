@@ -19,6 +19,7 @@ import pytest
 from config.settings import Settings
 from teams import events as ev
 from teams import load_team, solve
+from teams.strategies.attempts import plan_attempts
 from tests.fakes.replicas import (
     AnthropicReplica,
     GeminiReplica,
@@ -100,7 +101,10 @@ async def test_a_shipped_team_runs_cleanly_against_the_providers_replica(
 ) -> None:
     team = load_team(team_name)
     player = TeamScript()
-    with provider_replica(provider, player.script([a.name for a in team.agents])) as (api, env):
+    # a vote or an escalation runs its attempts' teams (and may ask the adjudicator)
+    agents = {a.name for p in plan_attempts(team, Settings(_env_file=None)) for a in p.cfg.agents}  # type: ignore[call-arg]
+    agents |= {a.name for a in team.agents} | {"adjudicator"}
+    with provider_replica(provider, player.script(sorted(agents))) as (api, env):
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             LLM_PROVIDER=provider,
@@ -111,11 +115,12 @@ async def test_a_shipped_team_runs_cleanly_against_the_providers_replica(
         )
         events: list[ev.Event] = []
         result = await solve(QUESTION, team, settings=settings, on_event=events.append)
+        events = [e.event if isinstance(e, ev.InAttempt) else e for e in events]
 
         api.assert_clean()
         assert result.error is None, result.error
         assert result.answer == "42", (result.stop_reason, result.stop_detail)
-        assert result.stop_reason in ("approved", "max_turns")
+        assert result.stop_reason in ("approved", "max_turns", "majority")  # majority: a vote's attempts agreed
         calculator = [e for e in events if isinstance(e, ev.ToolResult) and e.name == "calculator"]
         assert calculator and calculator[0].output == "42" and not calculator[0].is_error
         # every model call was counted, by the replica and by the run

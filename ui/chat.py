@@ -19,7 +19,7 @@ from loguru import logger
 from config.log import mask
 from config.settings import Settings, get_settings
 from models.usage import format_cost, total_cost
-from teams import Question, Run, TeamConfigError, load_team
+from teams import AnyRun, Question, Run, StrategyRun, TeamConfigError, load_team, start_run
 from teams import events as ev
 from teams.schema import TeamConfig
 from ui import auth, frontend, options, preflight
@@ -64,7 +64,14 @@ def team_error_text(exc: TeamConfigError) -> str:
 
 def describe_team(cfg: TeamConfig, settings: Settings) -> str:
     plan = preflight.plan_models(cfg, settings)
-    lines = [f"**Team:** {cfg.name} ({', '.join(cfg.agent_names)})" + (f" — {cfg.description}" if cfg.description else "")]
+    if cfg.strategy.kind == "single":
+        members = ", ".join(cfg.agent_names)
+    else:  # a vote or an escalation: its attempts, as the run will name them
+        from teams.strategies.attempts import plan_attempts
+
+        members = f"{cfg.strategy.kind}: " + "; ".join(
+            f"{p.number}. {p.label}" + (" (if needed)" if p.stage == "escalated" else "") for p in plan_attempts(cfg, settings))
+    lines = [f"**Team:** {cfg.name} ({members})" + (f" — {cfg.description}" if cfg.description else "")]
     if plan.models:
         lines.append(f"**Models:** {plan.summary()}")
     for problem in plan.problems:
@@ -150,7 +157,7 @@ def admit() -> Ticket:
     return limiter().admit(user_key(), Limits.from_settings(base_settings()))
 
 
-def known_cost(run: Run) -> float:
+def known_cost(run: AnyRun) -> float:
     """What the run has cost so far; calls to a model without a known price count $0."""
     return total_cost(run.ledger.records, unknown_as_zero=True)
 
@@ -162,7 +169,7 @@ def budget_note(ticket: Ticket) -> str | None:
             "A run going when the budget runs out is finished; the next one is refused until the reset.")
 
 
-async def _render(run: Run, view: RunView, ticket: Ticket) -> None:
+async def _render(run: AnyRun, view: RunView, ticket: Ticket) -> None:
     try:
         async for event in run.events():
             await view.handle(event)
@@ -221,7 +228,7 @@ async def answer(message: cl.Message) -> None:
         # Files without text: the user's bubble shows the question that is run, not an empty box.
         message.content = text.split("\n\n")[0]
         await message.update()
-    run = Run(Question(text, attachments=staged.paths), cfg, settings=options.run_settings(base_settings(), choices))
+    run = start_run(Question(text, attachments=staged.paths), cfg, settings=options.run_settings(base_settings(), choices))
     view = RunView(cfg.name, show_code=choices.show_code, file_names=staged.given)
     try:
         ticket = admit()  # last, so nothing between it and the task that releases it can fail
@@ -250,7 +257,7 @@ async def _wait_previous_run() -> None:
     task = cl.user_session.get("run_task")
     if isinstance(task, asyncio.Task) and not task.done():
         run = cl.user_session.get("run")
-        if isinstance(run, Run):
+        if isinstance(run, Run | StrategyRun):
             run.cancel("a new question was asked")
         with contextlib.suppress(Exception):
             await asyncio.wait({task}, timeout=STOP_WAIT_S)
@@ -260,13 +267,13 @@ async def end() -> None:
     """The tab closed or a new chat began: nobody watches this run any more, so stop paying for it. An
     evaluation keeps going (its answers land in the run dir; a later click shows them)."""
     run = cl.user_session.get("run")
-    if isinstance(run, Run):
+    if isinstance(run, Run | StrategyRun):
         run.cancel("the chat was closed")
 
 
 async def stop() -> None:
     run = cl.user_session.get("run")
-    if isinstance(run, Run):
+    if isinstance(run, Run | StrategyRun):
         run.cancel()
     batch = cl.user_session.get("batch")
     if batch is not None:

@@ -108,7 +108,9 @@ def task_title(status: QuestionStatus, width: int = 8) -> str:
 
 def answers_table(statuses: list[QuestionStatus]) -> str:
     width = id_width([s.task_id for s in statuses])
-    rows = ["| Task | Question | Answer | Time | Tokens |", "|---|---|---|---|---|"]
+    strategy = any(s.attempt_answers for s in statuses)  # a vote or an escalation: its attempts side by side
+    rows = ["| Task | Question | Answer | Time | Tokens |" + (" Attempts |" if strategy else ""),
+            "|---|---|---|---|---|" + ("---|" if strategy else "")]
     for s in statuses:
         if s.state == "done":
             answer = _cell(s.answer or "", ANSWER_CHARS)
@@ -119,6 +121,7 @@ def answers_table(statuses: list[QuestionStatus]) -> str:
         tokens = f"{s.prompt_tokens + s.completion_tokens:,}"
         rows.append(
             f"| `{s.task_id[:width]}` | {_cell(s.question, QUESTION_CHARS)} | {answer} | {format_duration(s.duration_s)} | {tokens} |"
+            + (f" {_cell(' · '.join(a or '–' for a in s.attempt_answers), ANSWER_CHARS)} |" if strategy else "")
         )
     return "\n".join(rows)
 

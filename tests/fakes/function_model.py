@@ -2,7 +2,9 @@
 
 - `FunctionModel`: an AutoGen `ChatCompletionClient` whose every reply comes from a Python function
   `(Call) -> Reply`. It streams (word by word) when the agent streams, reports token usage, and never touches a
-  thread, a socket or an SDK.
+  thread, a socket or an SDK. Usage is the word count of the messages (in) and of the reply (out), unless a
+  `usage` function says what to report per call (`(Call, reply) -> (prompt_tokens, completion_tokens)`, e.g. a
+  few thousand in and a few hundred out, as a real model with its system prompt and tool schemas would).
 - `ScriptedModels`: one list of replies per agent. `factory` plugs into `Run(client_factory=...)`, so each
   agent's double is still wrapped by the real `ManagedClient` (ledger, abort token, retries). A call from an
   agent with no script, or past its last step, is an unexpected call; `assert_complete()` fails the test on any
@@ -106,6 +108,7 @@ class Slow:
 
 Reply = str | ToolCalls | Slow | BaseException
 ModelFunction = Callable[[Call], Reply]
+UsageFunction = Callable[[Call, str | ToolCalls], tuple[int, int]]  # (prompt, completion) tokens to report
 
 
 class UnexpectedCall(AssertionError):
@@ -116,8 +119,9 @@ class FunctionModel(ChatCompletionClient):
     """A chat client that answers with `fn(call)`; an exception returned by `fn` is raised as the call's error."""
 
     def __init__(self, fn: ModelFunction, *, agent: str, vision: bool = False,
-                 peek: Callable[[str], Any] | None = None) -> None:
+                 peek: Callable[[str], Any] | None = None, usage: UsageFunction | None = None) -> None:
         self.fn = fn
+        self.usage = usage  # None: word counts
         self.peek = peek  # the agent's next scripted step, not consumed (to honour a `Slow` one before answering)
         self.agent = agent
         self.calls: list[Call] = []
@@ -145,11 +149,14 @@ class FunctionModel(ChatCompletionClient):
                 self._ids += 1
                 content.append(FunctionCall(id=f"call_{self.agent}_{self._ids}", name=name, arguments=json.dumps(arguments)))
             completion = count_tokens(json.dumps([list(c) for c in reply.calls])) + count_tokens(reply.thought or "")
+            if self.usage is not None:
+                prompt, completion = self.usage(call, reply)
             usage = RequestUsage(prompt_tokens=prompt, completion_tokens=completion)
             result = CreateResult(finish_reason="function_calls", content=content, usage=usage, cached=False,
                                   thought=reply.thought)
         else:
-            usage = RequestUsage(prompt_tokens=prompt, completion_tokens=count_tokens(reply))
+            prompt, completion = self.usage(call, reply) if self.usage is not None else (prompt, count_tokens(reply))
+            usage = RequestUsage(prompt_tokens=prompt, completion_tokens=completion)
             result = CreateResult(finish_reason="stop", content=reply, usage=usage, cached=False)
         self._usage = RequestUsage(self._usage.prompt_tokens + usage.prompt_tokens,
                                    self._usage.completion_tokens + usage.completion_tokens)
@@ -226,6 +233,7 @@ class ScriptedModels:
 
     scripts: dict[str, list[Step]]
     vision: bool = False
+    usage: UsageFunction | None = None  # what each call reports as its tokens (None: word counts)
     clients: dict[str, FunctionModel] = field(default_factory=dict)
     unexpected: list[str] = field(default_factory=list)
     _cursor: dict[str, int] = field(default_factory=dict)
@@ -249,7 +257,7 @@ class ScriptedModels:
         return step
 
     def factory(self, spec: ModelSpec, agent: str, ledger: UsageLedger, abort: CancellationToken) -> ChatCompletionClient:
-        client = FunctionModel(self._answer, agent=agent, vision=self.vision, peek=self._peek)
+        client = FunctionModel(self._answer, agent=agent, vision=self.vision, peek=self._peek, usage=self.usage)
         self.clients[agent] = client
         # max_retries=0: a scripted error is the test's point, not something to retry past.
         return ManagedClient(client, agent=agent, provider="function", model="function-model", ledger=ledger,
