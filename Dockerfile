@@ -9,9 +9,10 @@ FROM ${BASE}
 
 ARG DEBIAN_FRONTEND=noninteractive
 # bubblewrap: the coder's sandbox where no Docker engine exists but namespaces are allowed (a container
-# started with them allowed, a VM); Debian's python3 only when the base has none.
+# started with them allowed, a VM); ffmpeg: watch_video's frames and audio; stockfish: chess_position's engine;
+# Debian's python3 only when the base has none.
 RUN set -eux; \
-    need="bubblewrap ca-certificates"; \
+    need="bubblewrap ca-certificates ffmpeg stockfish"; \
     command -v python3 >/dev/null 2>&1 || need="$need python3"; \
     python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need="$need python3-venv"; \
     apt-get update; \

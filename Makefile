@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/debate_cost.py
 	$(PY) bench/stalls.py
 	$(PY) bench/strategies.py
+	$(PY) bench/video.py
 	$(PY) bench/overhead.py
 	$(PY) bench/sandbox.py
 	$(PY) bench/batch.py

@@ -1,10 +1,17 @@
-"""Role prompts, kept as markdown files in agents/prompts/ and filled with `string.Template` ($name ...)."""
+"""Role prompts, kept as markdown files in agents/prompts/ and filled with `string.Template` ($name ...).
+
+A line that starts with `[if <tool>] ` is kept (without that prefix) only for an agent that has the tool, so a
+prompt never tells an agent to call a tool it was not given.
+"""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 from string import Template
+
+_IF_TOOL = re.compile(r"^\[if ([a-z_]+)\] ", re.MULTILINE)
 
 
 @cache
@@ -26,7 +33,8 @@ def render_prompt(
     override: str | None = None,
     instructions: str | None = None,
 ) -> str:
-    template = Template(override if override is not None else _read(role))
+    source = override if override is not None else _read(role)
+    template = Template(_for_tools(source, tools))
     text = template.safe_substitute(
         name=name,
         team=team,
@@ -44,3 +52,14 @@ def render_prompt(
     if instructions:
         text += "\n\n" + instructions.strip()
     return text
+
+
+def _for_tools(text: str, tools: list[str]) -> str:
+    kept = []
+    for line in text.splitlines(keepends=True):
+        match = _IF_TOOL.match(line)
+        if match is None:
+            kept.append(line)
+        elif match.group(1) in tools:
+            kept.append(line[match.end():])
+    return "".join(kept)

@@ -111,6 +111,23 @@ class Settings(BaseSettings):
     youtube_base_url: str = Field("https://www.youtube.com", validation_alias=_env("YOUTUBE_BASE_URL"))
     transcribe_model: str = Field("gpt-4o-transcribe", validation_alias=_env("TRANSCRIBE_MODEL"))
     whisper_model: str = Field("small", validation_alias=_env("WHISPER_MODEL"))  # faster-whisper, the [audio] extra
+    # chess_position (agents/tools/chess_board.py): the UCI engine, its thinking time, the reading's comparison rounds
+    stockfish_path: str | None = Field(None, validation_alias=_env("STOCKFISH_PATH"))
+    chess_engine_seconds: float = Field(2.0, gt=0, le=60, validation_alias=_env("CHESS_ENGINE_SECONDS"))
+    chess_compare_rounds: int = Field(2, ge=0, le=5, validation_alias=_env("CHESS_COMPARE_ROUNDS"))
+    # watch_video (agents/tools/video.py; README "watch_video"): caps, frame sampling, the Gemini path, yt-dlp's way out
+    video_max_seconds: float = Field(1800.0, gt=0, validation_alias=_env("VIDEO_MAX_SECONDS"))
+    video_max_bytes: int = Field(300_000_000, ge=10_000, validation_alias=_env("VIDEO_MAX_BYTES"))
+    video_max_frames: int = Field(32, ge=1, le=256, validation_alias=_env("VIDEO_MAX_FRAMES"))
+    video_frames_per_call: int = Field(8, ge=1, le=64, validation_alias=_env("VIDEO_FRAMES_PER_CALL"))
+    video_frame_step: float = Field(1.0, gt=0, validation_alias=_env("VIDEO_FRAME_STEP"))
+    video_scene_threshold: float = Field(0.3, gt=0, lt=1, validation_alias=_env("VIDEO_SCENE_THRESHOLD"))
+    video_frame_width: int = Field(768, ge=64, le=2048, validation_alias=_env("VIDEO_FRAME_WIDTH"))
+    video_timeout: float = Field(600.0, gt=0, validation_alias=_env("VIDEO_TIMEOUT"))
+    video_gemini_model: str = Field("gemini-3.5-flash", validation_alias=_env("VIDEO_GEMINI_MODEL"))
+    video_gemini_max_bytes: int = Field(70_000_000, ge=1, validation_alias=_env("VIDEO_GEMINI_MAX_BYTES"))
+    ytdlp_cookies_file: Path | None = Field(None, validation_alias=_env("YTDLP_COOKIES_FILE"))
+    ytdlp_proxy: SecretStr | None = Field(None, validation_alias=_env("YTDLP_PROXY"))
 
     # --- evaluation --------------------------------------------------------------------------------------
     scoring_api_url: str = Field(DEFAULT_SCORING_API, validation_alias=_env("SCORING_API_URL"))
@@ -134,7 +151,7 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """The raw secrets this process knows, so log sinks can mask them wherever they appear."""
         keys = (self.openai_api_key, self.anthropic_api_key, self.gemini_api_key, self.hf_token,
-                self.serper_api_key, self.tavily_api_key, self.brave_api_key)
+                self.serper_api_key, self.tavily_api_key, self.brave_api_key, self.ytdlp_proxy)
         values = [s.get_secret_value() for s in keys if s]
         return [v for v in values if len(v) >= 6]
 

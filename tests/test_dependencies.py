@@ -30,6 +30,8 @@ USED_WITHOUT_IMPORT = {
     "torch": "transformers' backend",
     "gguf": "transformers reads .gguf checkpoints with it (gguf_file=)",
     "accelerate": "transformers needs it to load a .gguf checkpoint",
+    "yt-dlp": "watch_video runs it as a program (`python -m yt_dlp`), bounded and behind the URL-policy proxy",
+    "yt-dlp-ejs": "yt-dlp loads it to solve YouTube's JavaScript challenges",
 }
 
 

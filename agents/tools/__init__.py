@@ -3,10 +3,12 @@
 from agents.tools import (  # noqa: F401
     audio,
     calculator,
+    chess_board,
     code,
     files,
     images,
     pages,
+    video,
     wayback,
     web_search,
     wikipedia,

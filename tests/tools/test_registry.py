@@ -14,7 +14,7 @@ from tests.tools.conftest import tool_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS = [
-    "calculator", "describe_image", "read_file", "read_page", "run_python", "transcribe_audio", "wayback",
+    "calculator", "chess_position", "describe_image", "read_file", "read_page", "run_python", "transcribe_audio", "watch_video", "wayback",
     "web_search", "wikipedia_page", "wikipedia_search", "youtube_transcript",
 ]
 
