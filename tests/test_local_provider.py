@@ -149,7 +149,9 @@ def test_no_key_and_no_download_fail_fast_with_one_line_and_no_traceback(tmp_pat
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     assert "Traceback" not in proc.stderr
     assert "LOCAL_MODEL=" in lines[0] and "hf download" in lines[0] and "OPENAI_API_KEY" in lines[0]
-    assert elapsed < 2.0, f"took {elapsed:.1f}s"
+    # It never waits on a download or a model load (each takes minutes); the bound is loose so a loaded CI
+    # machine cannot fail it: start-up speed is measured by bench/overhead.py, not here.
+    assert elapsed < 15.0, f"took {elapsed:.1f}s"
 
 
 def _closed_port() -> int:
