@@ -210,6 +210,7 @@ class Run:
                 allow_loopback=self._allow_loopback,
                 telemetry=self.telemetry,
                 outputs=self.outputs,
+                ledger=self.ledger,
                 repeat_calls=self.cfg.guards.repeated_tool_calls,
                 call_cache=ToolCallCache(
                     loop_limit=self.cfg.guards.repeated_call_limit,

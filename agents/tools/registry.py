@@ -46,6 +46,8 @@ class ToolContext:
     # A team's `guards.repeated_tool_calls`: "cache" answers a repeated identical call from `call_cache`.
     repeat_calls: Literal["cache", "run"] = "cache"
     call_cache: ToolCallCache = field(default_factory=lambda: ToolCallCache())
+    # The run's models.usage.UsageLedger: a tool that calls a model itself (watch_video's Gemini path) books it here.
+    ledger: Any | None = None
 
 
 REPEAT_NOTE_PREFIX = "Note: this exact call"

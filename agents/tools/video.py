@@ -675,6 +675,8 @@ class _VideoTool:
         usage = data.get("usageMetadata") or {}
         watched = Watched("", "gemini", prompt_tokens=int(usage.get("promptTokenCount") or 0),
                           completion_tokens=int(usage.get("candidatesTokenCount") or 0))
+        if self.ctx.ledger is not None:  # the question's cost and tokens include what Gemini charged for watching
+            self.ctx.ledger.add("watch_video", "gemini", model, watched.prompt_tokens, watched.completion_tokens)
         watched.text = (
             f"Path: Gemini {model}, native video input ({how}); {watched.prompt_tokens:,} tokens in, "
             f"{watched.completion_tokens:,} out.\nQuestion: {question}\nGemini's answer:\n{text}"

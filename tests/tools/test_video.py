@@ -22,6 +22,7 @@ from agents.tools import audio, net
 from agents.tools import video as video_tool
 from agents.tools.errors import ToolFailed
 from agents.tools.registry import SafeTool, build_tools
+from models.usage import UsageLedger
 from teams import Run
 from teams import events as ev
 from teams.loader import parse_team
@@ -244,9 +245,14 @@ def _gemini_settings(fake: FakeGemini, **extra):
 async def test_with_a_gemini_key_the_attached_video_goes_to_gemini_inline(make_ctx, workdir, clip, started, tmp_path) -> None:
     gemini = started(FakeGemini("Three red squares are visible at once, from 0:02 to 0:04.", key=GEMINI_KEY))
     shutil.copyfile(clip, workdir / "clip.mp4")
-    ctx = _ctx(make_ctx, _gemini_settings(gemini))
+    ledger = UsageLedger()
+    ctx = _ctx(make_ctx, _gemini_settings(gemini), ledger=ledger)
     out = await call(ctx, "watch_video", source="clip.mp4", question=COUNT_Q)
     assert "Path: Gemini gemini-3.5-flash, native video input (the video inline, 0.0 MB); 2,345 tokens in, 42 out." in out
+    # what Gemini charged is in the question's usage and cost, like any model call
+    [booked] = ledger.records
+    assert (booked.agent, booked.provider, booked.model) == ("watch_video", "gemini", "gemini-3.5-flash")
+    assert (booked.prompt_tokens, booked.completion_tokens) == (2_345, 42)
     assert out.endswith("Gemini's answer:\nThree red squares are visible at once, from 0:02 to 0:04.")
     sent = gemini.calls[0]
     assert sent.model == "gemini-3.5-flash" and sent.video()["inline_data"]["mime_type"] == "video/mp4"
