@@ -2,7 +2,7 @@
 
 Only Chainlit's hooks live here; the work is in `ui/`. Login with Hugging Face is switched on when the
 Space's OAuth variables (OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OPENID_PROVIDER_URL) are set; without them
-the app runs without login.
+the app runs without login, or, when it stores conversations (a local run), with one local user.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import chainlit as cl
 from config.log import setup_logging
 from config.settings import get_settings
 from sandbox.undumpable import make_undumpable
-from ui import auth, chat, evaluation, files_dir, frontend, health
+from ui import auth, chat, evaluation, files_dir, frontend, health, history
 
 # Model-written code may run as this user (the subprocess fallback): keep our environment (keys) unreadable.
 make_undumpable()
@@ -25,6 +25,9 @@ files_dir.install()  # uploads of this instance only: another instance's shutdow
 
 if auth.install():
     cl.oauth_callback(auth.accept_login)
+# After login: who is asking decides whether conversations are stored (ui/history.py); also sets up
+# persistence of run dirs and history on a Space (ui/persistence.py). Registers on_chat_resume when storing.
+history.install(get_settings())
 
 
 @cl.on_chat_start

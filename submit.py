@@ -3,6 +3,7 @@
     python submit.py questions                          # the current questions and where their files are
     python submit.py run [--team teams/debate.yaml] [--concurrency 4] [--only TASK_ID ...] [--run-dir DIR]
     python submit.py eval --run-dir DIR [DIR ...] --labels FILE.jsonl   # several: accuracy per strategy
+    python submit.py compare DIR DIR [DIR ...] --labels FILE.jsonl [--out DIR]   # side by side, bootstrap CIs
     python submit.py submit --run-dir DIR               # a dry run: the payload and who it would be sent as
     python submit.py submit --run-dir DIR --yes         # send it
 
@@ -408,6 +409,36 @@ async def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- compare ------------------------------------------------------------------------------------------
+async def cmd_compare(args: argparse.Namespace) -> int:
+    from evaluation.compare import (
+        CompareError,
+        agreement_table,
+        compare_runs,
+        default_out_dir,
+        differences_table,
+        totals_table,
+        write_comparison,
+    )
+    from evaluation.report import ReportError, load_labels
+    from evaluation.store import RunDirError
+
+    try:
+        labels, problems = load_labels(args.labels)
+        comparison = compare_runs(list(args.run_dirs), labels, problems, resamples=args.resamples, seed=args.seed)
+    except (RunDirError, ReportError, CompareError) as exc:
+        raise CliError(str(exc)) from None
+    warn(problems)
+    if comparison["excluded"]:
+        warn([f"{len(comparison['excluded'])} question(s) are left out: not in every run dir, or not labelled"])
+    for line in [*totals_table(comparison), "", *differences_table(comparison), "", *agreement_table(comparison)]:
+        console.print(Text(line))
+    out = args.out or default_out_dir(list(args.run_dirs))
+    written = write_comparison(comparison, out)
+    console.print(f"Wrote {written['markdown']}, {written['json']} and {len(written) - 2} charts in {out}")
+    return EXIT_OK
+
+
 # --- the parser ---------------------------------------------------------------------------------------
 def positive_int(text: str) -> int:
     value = int(text)
@@ -478,6 +509,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one or more run dirs (repeat --run-dir or list them)")
     e.add_argument("--labels", type=Path, required=True, metavar="FILE.jsonl")
     e.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("compare", help="compare run dirs on the same questions: accuracy, cost, time, tokens, agreement",
+                       description="Score two or more run dirs (teams, strategies or models) against one labels file "
+                       "on the questions they all answered and the labels file labels: accuracy (strict and GAIA "
+                       "scorer), cost, time and tokens per question and in total, which run dirs got each question "
+                       "right, and each accuracy difference against the first run dir with a paired bootstrap 95% "
+                       "interval. Writes compare.md (with PNG charts) and compare.json into --out "
+                       "(default: <first run dir>/compare).")
+    c.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="two or more run dirs; the first is the baseline")
+    c.add_argument("--labels", type=Path, required=True, metavar="FILE.jsonl")
+    c.add_argument("--out", type=Path, metavar="DIR", help="where to write compare.md and the charts")
+    c.add_argument("--resamples", type=positive_int, default=10_000, metavar="N", help="bootstrap resamples (default 10000)")
+    c.add_argument("--seed", type=int, default=20261202, help="bootstrap seed (default: fixed, so reruns agree)")
+    c.set_defaults(func=cmd_compare)
     return parser
 
 

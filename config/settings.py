@@ -144,6 +144,20 @@ class Settings(BaseSettings):
     # Longer text belongs in an attached file; the browser refuses it before sending (README "Limits").
     max_question_chars: int = Field(100_000, ge=1_000, le=500_000, validation_alias=_env("ROUNDTABLE_MAX_QUESTION_CHARS"))
 
+    # --- history and persistence (README "History"; ui/history.py, ui/persistence.py) ---------------------
+    # Store conversations: "auto" = on for a local run, off on a Space (SPACE_ID set: the public app stores nothing
+    # unless its owner turns it on, and then only with Hugging Face login).
+    history: Literal["auto", "on", "off"] = Field("auto", validation_alias=_env("ROUNDTABLE_HISTORY"))
+    # PostgreSQL for the history (postgresql://user:password@host:port/db); unset = SQLite in the cache dir.
+    database_url: SecretStr | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    # Where run dirs and the SQLite history survive a restart; unset = /data/roundtable on a Space whose /data is writable.
+    persist_dir: Path | None = Field(None, validation_alias=_env("ROUNDTABLE_PERSIST_DIR"))
+    # Else a private dataset repo (owner/name) the app pushes them to with HF_TOKEN, every persist_minutes.
+    persist_repo: str | None = Field(None, validation_alias=_env("ROUNDTABLE_PERSIST_REPO"))
+    persist_minutes: float = Field(5.0, gt=0, le=1440, validation_alias=_env("ROUNDTABLE_PERSIST_MINUTES"))
+    # More run dirs the UI may replay and compare (`:`-separated), besides its own, runs/ in the repo and in the cwd.
+    run_dirs: str | None = Field(None, validation_alias=_env("ROUNDTABLE_RUN_DIRS"))
+
     # --- logging -----------------------------------------------------------------------------------------
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("LOG_FORMAT"))
@@ -151,7 +165,7 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """The raw secrets this process knows, so log sinks can mask them wherever they appear."""
         keys = (self.openai_api_key, self.anthropic_api_key, self.gemini_api_key, self.hf_token,
-                self.serper_api_key, self.tavily_api_key, self.brave_api_key, self.ytdlp_proxy)
+                self.serper_api_key, self.tavily_api_key, self.brave_api_key, self.ytdlp_proxy, self.database_url)
         values = [s.get_secret_value() for s in keys if s]
         return [v for v in values if len(v) >= 6]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +25,7 @@ from config.log import mask, register_secrets
 from config.settings import Settings
 from evaluation.api import TaskItem
 from evaluation.identity import find_token
-from evaluation.store import AnswerRecord, RunDirError, RunStore, code_version, strategy_fields
+from evaluation.store import AnswerRecord, RunDirError, RunStore, code_version, now_iso, strategy_fields
 from models.providers import ProviderNotConfigured
 from models.usage import total_cost
 from teams import events as ev
@@ -243,6 +243,7 @@ class BatchRun:
         result: Result | None = None
         attachments: list[str] = []
         error: str | None = None
+        recorder = EventRecorder()
         try:
             async def attempt() -> Result:
                 files = []
@@ -260,6 +261,7 @@ class BatchRun:
                 if self._cancelled:
                     run.cancel("the batch was cancelled")
                 async for event in run.events():
+                    recorder.add(event)
                     if isinstance(event, ev.TurnEnded):
                         status.prompt_tokens, status.completion_tokens = run.ledger.prompt_tokens, run.ledger.completion_tokens
                         status.cost_usd = run.ledger.cost_usd
@@ -283,6 +285,7 @@ class BatchRun:
 
         duration = time.monotonic() - (status.started or time.monotonic())
         record = self._record(task, status, result, error, attachments, duration)
+        record.started_at, record.events = recorder.started_at, recorder.events
         try:
             self.store.append(record)  # on disk before anyone hears about it
         except OSError as exc:  # a full or read-only disk: every later answer would be lost too, so stop
@@ -369,6 +372,54 @@ def answers_payload(store: RunStore) -> list[dict[str, str]]:
         rec = records.get(t.task_id)
         out.append({"task_id": t.task_id, "submitted_answer": rec.answer if rec and rec.state == "done" else ""})
     return out
+
+
+class EventRecorder:
+    """A question's events as plain dicts, each with `t` (seconds since the question started), for replays: the
+    same events the live UI rendered, so `ui/replay.py` renders a recorded run the same way. Tokens of one turn
+    are merged into one Token; the final RunFinished carries no result (the record's `result` is it); an
+    attempt's own RunFinished keeps its result without the trace (the record's trace has it)."""
+
+    def __init__(self) -> None:
+        self.started_at = now_iso()
+        self._t0 = time.monotonic()
+        self.events: list[dict[str, Any]] = []
+
+    def add(self, event: ev.Event) -> None:
+        data = event_dict(event, top=True)
+        last = self.events[-1] if self.events else None
+        if last is not None and _merge_tokens(last, data):
+            return
+        data["t"] = round(time.monotonic() - self._t0, 3)
+        self.events.append(data)
+
+
+def event_dict(event: ev.Event, *, top: bool = False) -> dict[str, Any]:
+    """One `teams.events` event as a JSON-ready dict with its class name in `type`."""
+    kind = type(event).__name__
+    if isinstance(event, ev.InAttempt):
+        return {"type": kind, "attempt": event.attempt, "event": event_dict(event.event)}
+    if isinstance(event, ev.RunFinished):
+        if top:
+            return {"type": kind}
+        result = event.result.to_dict()
+        result.pop("trace", None)
+        return {"type": kind, "result": result}
+    if isinstance(event, ev.Decided):
+        return {"type": kind, "answer": event.answer, "decision": asdict(event.decision)}
+    return {"type": kind, **asdict(event)}
+
+
+def _merge_tokens(last: dict[str, Any], data: dict[str, Any]) -> bool:
+    """Append `data`'s token text to `last` when both are tokens of the same agent (in the same attempt)."""
+    while last.get("type") == "InAttempt" and data.get("type") == "InAttempt":
+        if last.get("attempt") != data.get("attempt"):
+            return False
+        last, data = last["event"], data["event"]
+    if last.get("type") == data.get("type") == "Token" and last.get("agent") == data.get("agent"):
+        last["text"] = str(last.get("text", "")) + str(data.get("text", ""))
+        return True
+    return False
 
 
 class _Plain(Exception):

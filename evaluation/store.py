@@ -5,7 +5,8 @@ Layout of `runs/<YYYYmmdd-HHMMSS>/`:
   questions.json  the question list as fetched (a resumed run uses it, so the API need not be up)
   answers.jsonl   one line per finished question (done or failed), with its trace; the last line of a task wins.
                   A vote or an escalation also records `strategy`, its `attempts` side by side and its `decision`
-                  (method, reason, votes, the adjudicator's reply) in plain fields (`strategy_fields`)
+                  (method, reason, votes, the adjudicator's reply) in plain fields (`strategy_fields`).
+                  Newer records add `started_at` and `events` (the run's events with their times, for replays)
   run.log         the run's log (secrets masked)
   report.json/.md local evaluation (`submit.py eval`); submission.json, the last `submit --yes` result
 
@@ -97,6 +98,10 @@ class AnswerRecord:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     decision: dict[str, Any] | None = None
     result: dict[str, Any] | None = None  # teams.result.Result.to_dict(): trace, proposals, usage, models
+    # For replays (ui/replay.py), added later (older records have neither): when the question started, and its
+    # run's events (teams.events as dicts, `evaluation.batch.EventRecorder`), each with `t`, seconds since then.
+    started_at: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnswerRecord:

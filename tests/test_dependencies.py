@@ -32,6 +32,9 @@ USED_WITHOUT_IMPORT = {
     "accelerate": "transformers needs it to load a .gguf checkpoint",
     "yt-dlp": "watch_video runs it as a program (`python -m yt_dlp`), bounded and behind the URL-policy proxy",
     "yt-dlp-ejs": "yt-dlp loads it to solve YouTube's JavaScript challenges",
+    "aiosqlite": "SQLAlchemy's SQLite driver, named in the history database URL",
+    "asyncpg": "SQLAlchemy's PostgreSQL driver, named in DATABASE_URL",
+    "greenlet": "SQLAlchemy's asyncio layer runs on it",
 }
 
 

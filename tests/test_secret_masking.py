@@ -273,7 +273,7 @@ async def test_the_page_never_shows_a_shapeless_key_from_the_model_or_a_tool() -
     for event in events:
         renderer(event)
     assert_masked(terminal.getvalue(), "the terminal")
-    researcher = next(s for s in rec.steps().values() if s.get("name") == "researcher")
+    researcher = next(s for s in rec.steps().values() if s.get("name") == "researcher — turn 1")
     assert researcher["output"].startswith(f"I will use {MASK} to search.")  # the streamed reply, masked whole
     final = rec.messages()[-1]["output"]
     assert f"Final answer (not approved): {MASK}" in final.replace("\\", "")

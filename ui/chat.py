@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import chainlit as cl
@@ -22,7 +23,7 @@ from models.usage import format_cost, total_cost
 from teams import AnyRun, Question, Run, StrategyRun, TeamConfigError, load_team, start_run
 from teams import events as ev
 from teams.schema import TeamConfig
-from ui import auth, frontend, options, preflight
+from ui import auth, compare, frontend, history, options, preflight, replay
 from ui.limits import LimitReached, Limits, Ticket, hf_user_key, limiter
 from ui.limits import describe as describe_limits
 from ui.render import RunView, md_escape
@@ -31,6 +32,45 @@ from ui.uploads import Staged, discard, stage_uploads
 EVALUATION_ACTION = "run_evaluation"
 EVALUATION_LABEL = "Run the course evaluation"
 STOP_WAIT_S = 30.0  # a stopped run unwinds in a few seconds; never hang the chat on one that does not
+PENDING_FILES = "pending_files"  # files sent without a question: they go with the next one
+
+
+# --- a normal Stop logs no traceback ------------------------------------------------------------------------
+# Stopping a run aborts its model call (models.client.RunAborted) and shuts AutoGen's runtime queue; AutoGen's
+# runtime logs each agent's aborted handler with `logger.error(..., exc_info=True)` ("Error processing publish
+# message for coder_..."), then the GroupChatError it broadcasts, which the other agents' containers do not
+# handle ("Unhandled message in agent container"), then QueueShutDown. All expected on a stop: they are kept
+# at DEBUG, without the traceback. Any other error of an agent is still logged as AutoGen logs it.
+_EXPECTED_ON_STOP = ("RunAborted", "CancelledError", "QueueShutDown")
+
+
+def _expected_on_stop(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if type(exc).__name__ in _EXPECTED_ON_STOP:
+            return True
+        if isinstance(exc, ValueError) and "Unhandled message in agent container" in str(exc) and "GroupChatError" in str(exc):
+            return True  # the echo of an agent's error; that error itself is logged on its own
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+class StopNoiseFilter(logging.Filter):
+    """On AutoGen's runtime logger: the errors a stop causes by design become one DEBUG line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.levelno >= logging.ERROR and _expected_on_stop(exc):
+            logger.debug("expected on a stop: {}: {}", record.getMessage(), f"{type(exc).__name__}: {exc}")
+            return False
+        return True
+
+
+def quiet_expected_stop_errors() -> None:
+    runtime = logging.getLogger("autogen_core")
+    if not any(isinstance(f, StopNoiseFilter) for f in runtime.filters):
+        runtime.addFilter(StopNoiseFilter())
 
 
 def base_settings() -> Settings:
@@ -88,6 +128,7 @@ def login_text() -> str:
 
 
 async def start() -> None:
+    quiet_expected_stop_errors()  # before any run: a question's or the evaluation's
     settings = base_settings()
     choices = current_choices()
     await cl.ChatSettings(options.widgets(choices, settings)).send()
@@ -95,6 +136,7 @@ async def start() -> None:
              "Ask anything (attach files with the paperclip); each agent's turn, tool call and code run appears as it happens."]
     if who := login_text():
         parts.append(who)
+    parts.append(history.storage_note())
     try:
         cfg = load_chosen_team(choices)
         parts.append(describe_team(cfg, options.run_settings(settings, choices)))
@@ -102,7 +144,8 @@ async def start() -> None:
         parts.append(team_error_text(exc))
     if limits_line := describe_limits(Limits.from_settings(settings)):
         parts.append(limits_line)
-    await cl.Message(content="\n\n".join(parts), actions=[evaluation_action()], metadata={"welcome": True}).send()
+    await cl.Message(content="\n\n".join(parts), actions=[evaluation_action(), replay.runs_action(), compare.compare_action()],
+                     metadata={"welcome": True}).send()
 
 
 async def settings_changed(values: dict[str, Any]) -> None:
@@ -195,8 +238,28 @@ def _question_text(message: cl.Message, staged: Staged) -> str:
     return text
 
 
+def _names(elements: list[Any]) -> str:
+    return ", ".join(md_escape(str(getattr(e, "name", "") or "a file")) for e in elements)
+
+
+async def _hold_files(message: cl.Message) -> None:
+    """Files sent without a question: nothing runs (what would the team be asked?). The files are kept for
+    the next question, and the reply says so; the user's bubble shows the file names instead of nothing."""
+    held = list(cl.user_session.get(PENDING_FILES) or []) + list(message.elements or [])
+    cl.user_session.set(PENDING_FILES, held)
+    message.content = "📎 " + _names(list(message.elements or []))  # as given, never markup
+    with contextlib.suppress(Exception):
+        await message.update()
+    await cl.Message(
+        content=f"📎 **Got {_names(held)}.** What should the team do with {'it' if len(held) == 1 else 'them'}? "
+        "Type your question: it is asked with " + ("this file" if len(held) == 1 else "these files") + " attached.",
+        metadata={"files_held": len(held)},
+    ).send()
+
+
 async def answer(message: cl.Message) -> None:
     await _wait_previous_run()
+    quiet_expected_stop_errors()
     if refusal := login_refusal("ask a question"):
         await cl.Message(content=refusal).send()
         return
@@ -210,7 +273,13 @@ async def answer(message: cl.Message) -> None:
     except TeamConfigError as exc:
         await cl.Message(content=team_error_text(exc)).send()
         return
-    staged = await asyncio.to_thread(stage_uploads, message.elements or [])  # uploads may be large
+    if not (message.content or "").strip() and message.elements:
+        await _hold_files(message)
+        return
+    held = list(cl.user_session.get(PENDING_FILES) or [])
+    cl.user_session.set(PENDING_FILES, [])
+    elements = held + list(message.elements or [])
+    staged = await asyncio.to_thread(stage_uploads, elements)  # uploads may be large
     if staged.unreadable:
         discard(staged.folder)
         names = ", ".join(md_escape(n) for n in staged.unreadable)
@@ -229,7 +298,8 @@ async def answer(message: cl.Message) -> None:
         message.content = text.split("\n\n")[0]
         await message.update()
     run = start_run(Question(text, attachments=staged.paths), cfg, settings=options.run_settings(base_settings(), choices))
-    view = RunView(cfg.name, show_code=choices.show_code, file_names=staged.given)
+    view = RunView(cfg.name, show_code=choices.show_code, file_names=staged.given,
+                   roles={a.name: a.role for a in cfg.agents})
     try:
         ticket = admit()  # last, so nothing between it and the task that releases it can fail
     except LimitReached as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +43,18 @@ from models.usage import format_cost, total_cost
 from teams import TeamConfigError
 from teams.preflight import model_choices
 from teams.schema import TeamConfig
-from ui import auth, chat, options
+from ui import auth, chat, options, replay
+from ui import compare as compare_view  # also registers the compare view's action callbacks
 from ui.limits import LimitReached, Ticket
 from ui.render import format_duration, md_escape
 
 SUBMIT_ACTION = "submit_answers"
+CONFIRM_ACTION, CANCEL_ACTION = "submit_confirm", "submit_cancel"
+NO_SPACE_ID = (
+    "this app does not know which Space it is, so the submission would have no agent_code link to your code. "
+    "On a Hugging Face Space, SPACE_ID is set by the Space itself; anywhere else, add the variable SPACE_ID with "
+    "your public Space as <owner>/<name> (on a Space: Settings → Variables and secrets → New variable) and restart the app"
+)
 CONCURRENCY = 4
 QUESTION_CHARS = 90
 ANSWER_CHARS = 60
@@ -91,7 +99,8 @@ def _cell(text: str, limit: int) -> str:
 
 
 def id_width(task_ids: list[str], minimum: int = 8) -> int:
-    """The shortest prefix length (at least `minimum`) that tells every task id apart."""
+    """The shortest prefix length (at least `minimum`) that tells every task id apart. No longer used for the
+    table or the task list (they show full ids: a prefix cannot be looked up); kept for callers."""
     width = minimum
     longest = max((len(t) for t in task_ids), default=minimum)
     while width < longest and len({t[:width] for t in task_ids}) < len(set(task_ids)):
@@ -99,15 +108,20 @@ def id_width(task_ids: list[str], minimum: int = 8) -> int:
     return width
 
 
-def task_title(status: QuestionStatus, width: int = 8) -> str:
-    title = f"{status.task_id[:width]} · {_short(status.question, 60)}"
+def no_wrap(text: str) -> str:
+    """A value that must stay on one line in a table cell ("29.7 s", not "29.7" over "s")."""
+    return text.replace(" ", "\u00a0")
+
+
+def task_title(status: QuestionStatus) -> str:
+    """The task list's line: the full task id (a prefix cannot be looked up), the question, a failure's reason."""
+    title = f"{status.task_id} · {_short(status.question, 60)}"
     if status.state == "failed" and status.error:
         title += f" — {_short(status.error, 60)}"
     return title
 
 
 def answers_table(statuses: list[QuestionStatus]) -> str:
-    width = id_width([s.task_id for s in statuses])
     strategy = any(s.attempt_answers for s in statuses)  # a vote or an escalation: its attempts side by side
     rows = ["| Task | Question | Answer | Time | Tokens |" + (" Attempts |" if strategy else ""),
             "|---|---|---|---|---|" + ("---|" if strategy else "")]
@@ -120,7 +134,8 @@ def answers_table(statuses: list[QuestionStatus]) -> str:
             answer = f"_{s.state}_"
         tokens = f"{s.prompt_tokens + s.completion_tokens:,}"
         rows.append(
-            f"| `{s.task_id[:width]}` | {_cell(s.question, QUESTION_CHARS)} | {answer} | {format_duration(s.duration_s)} | {tokens} |"
+            f"| `{s.task_id}` | {_cell(s.question, QUESTION_CHARS)} | {answer} | {no_wrap(format_duration(s.duration_s))} "
+            f"| {no_wrap(tokens)} |"
             + (f" {_cell(' · '.join(a or '–' for a in s.attempt_answers), ANSWER_CHARS)} |" if strategy else "")
         )
     return "\n".join(rows)
@@ -260,10 +275,9 @@ async def run_evaluation(ticket: Ticket) -> None:
         await cl.Message(content=f"ℹ️ {note}").send()
 
     task_list = cl.TaskList(status=f"Evaluation: 0/{len(tasks)} done")
-    width = id_width([t.task_id for t in tasks])
     rows: dict[str, cl.Task] = {}
     for t in tasks:
-        rows[t.task_id] = cl.Task(title=f"{t.task_id[:width]} · {_short(t.question, 60)}", status=cl.TaskStatus.READY)
+        rows[t.task_id] = cl.Task(title=f"{t.task_id} · {_short(t.question, 60)}", status=cl.TaskStatus.READY)
         await task_list.add_task(rows[t.task_id])
     await task_list.send()
     lock = asyncio.Lock()
@@ -277,7 +291,7 @@ async def run_evaluation(ticket: Ticket) -> None:
             return
         shown = (row.status, row.title)
         row.status = _STATUS[status.state]
-        row.title = task_title(status, width)
+        row.title = task_title(status)
         if (row.status, row.title) == shown:
             return  # a token count moved; every send stores a copy of the list, so only send changes
         finished = sum(r.status in (cl.TaskStatus.DONE, cl.TaskStatus.FAILED) for r in rows.values())
@@ -292,7 +306,7 @@ async def run_evaluation(ticket: Ticket) -> None:
         return
     for s in statuses:
         rows[s.task_id].status = _STATUS[s.state]
-        rows[s.task_id].title = task_title(s, width)
+        rows[s.task_id].title = task_title(s)
     ended = "cancelled" if batch.cancelled else "finished"
     task_list.status = f"Evaluation {ended}: {summary_line(statuses)}"
     await task_list.send()
@@ -307,34 +321,106 @@ async def _send_table(evaluation: Evaluation, statuses: list[QuestionStatus], en
     actions: list[cl.Action] = []
     try:
         identity = await submit_identity(evaluation.settings)
+        agent_code_url(evaluation.settings.space_id)
     except IdentityError as exc:
         lines.append(f"⚠️ **Submit is not available:** {exc}")
+    except AgentCodeError:
+        lines.append(f"⚠️ **Submit is not available:** {NO_SPACE_ID}.")
     else:
-        lines.append(f"**Submit** sends every answer (\"\" for the unanswered) as **{identity.username}** ({_identity_source(identity)}).")
+        lines.append(f"**Submit** sends every answer (\"\" for the unanswered) as **{identity.username}** "
+                     f"({_identity_source(identity)}), after you confirm.")
         actions.append(cl.Action(name=SUBMIT_ACTION, payload={}, label=f"Submit as {identity.username}"))
+    lines.append("**Open debate** replays a question's debate as it ran; **Compare run dirs** sets this evaluation "
+                 "beside others.")
+    answered = [s for s in statuses if s.state in ("done", "failed")]
+    actions += [replay.question_action(evaluation.run_dir, s.task_id) for s in answered]
+    actions += [compare_view.compare_action(), replay.runs_action()]
     await cl.Message(content="\n\n".join(lines), actions=actions, metadata={"evaluation_table": True}).send()
 
 
 # --- submitting -------------------------------------------------------------------------------------------
 async def submit(action: cl.Action) -> None:
+    """The Submit button: say what would be sent and as whom, and ask for confirmation. Nothing is sent here."""
+    checked = await _submission_ready()
+    if checked is None:
+        return
+    evaluation, identity, agent_code, answers = checked
+    answered = sum(1 for a in answers if a["submitted_answer"])
+    token = secrets.token_urlsafe(12)  # one confirmation per Submit click: an old or forged Confirm does nothing
+    cl.user_session.set("submit_confirmation", token)
+    await _withdraw_confirmation()
+    actions = [cl.Action(name=CONFIRM_ACTION, payload={"token": token}, label=f"Confirm: send as {identity.username}"),
+               cl.Action(name=CANCEL_ACTION, payload={}, label="Cancel")]
+    cl.user_session.set("submit_confirmation_actions", actions)
+    await cl.Message(
+        content=f"**Send {len(answers)} answers ({answered} non-empty) as {md_escape(identity.username)}** to "
+                f"{md_escape(evaluation.settings.scoring_api_url)}?\n\nagent_code: {agent_code}\n\n"
+                "The scoring server keeps the last submission per user. Nothing is sent until you confirm.",
+        actions=actions,
+        metadata={"submit_confirmation": True},
+    ).send()
+
+
+async def _withdraw_confirmation() -> None:
+    """Take the buttons of the last confirmation off the page: the page matches a click to the first action of
+    that name, so an older Confirm left in place would answer for a newer one; and an answered one is done."""
+    for old in cl.user_session.get("submit_confirmation_actions") or []:
+        try:
+            await old.remove()
+        except Exception as exc:  # the page may be gone; nothing to withdraw then
+            logger.debug("could not remove a confirmation button: {}", exc)
+    cl.user_session.set("submit_confirmation_actions", [])
+
+
+@cl.action_callback(CANCEL_ACTION)
+async def cancel_submit(action: cl.Action) -> None:
+    cl.user_session.set("submit_confirmation", None)
+    await _withdraw_confirmation()
+    await cl.Message(content="Not submitted: cancelled.").send()
+
+
+@cl.action_callback(CONFIRM_ACTION)
+async def confirm_submit(action: cl.Action) -> None:
+    expected = cl.user_session.get("submit_confirmation")
+    if not expected or not secrets.compare_digest(str(action.payload.get("token") or ""), str(expected)):
+        await cl.Message(content="This confirmation is no longer valid; click Submit again.").send()
+        return
+    cl.user_session.set("submit_confirmation", None)
+    await _withdraw_confirmation()
+    await send_submission()
+
+
+async def _submission_ready() -> tuple[Evaluation, Identity, str, list[dict[str, str]]] | None:
+    """What Submit would send, or None after saying why it cannot."""
     evaluation = cl.user_session.get("evaluation")
     if not isinstance(evaluation, Evaluation):
         await cl.Message(content="Run the course evaluation first; Submit sends its answers.").send()
-        return
+        return None
     if _running():
         await cl.Message(content="The evaluation is still running; submit when its table appears.").send()
-        return
+        return None
     settings = evaluation.settings
     try:
         identity = await submit_identity(settings)
         agent_code = agent_code_url(settings.space_id)
-    except (IdentityError, AgentCodeError) as exc:
+    except IdentityError as exc:
         await cl.Message(content=f"⚠️ Not submitted: {exc}").send()
-        return
+        return None
+    except AgentCodeError:
+        await cl.Message(content=f"⚠️ Not submitted: {NO_SPACE_ID}.").send()
+        return None
     if evaluation.batch is None:
         await cl.Message(content="Run the course evaluation first; Submit sends its answers.").send()
+        return None
+    return evaluation, identity, agent_code, evaluation.batch.answers_payload()
+
+
+async def send_submission() -> None:
+    checked = await _submission_ready()
+    if checked is None:
         return
-    answers = evaluation.batch.answers_payload()
+    evaluation, identity, agent_code, answers = checked
+    settings = evaluation.settings
     answered = sum(1 for a in answers if a["submitted_answer"])
     note = cl.Message(content=f"Submitting {len(answers)} answers ({answered} non-empty) as **{identity.username}** …")
     await note.send()

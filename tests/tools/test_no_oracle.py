@@ -132,6 +132,8 @@ def _tracked_python() -> list[Path]:
 HUB_FILE_ACCESS = {
     "evaluation/attachments.py": "the one-file fallback, behind the name check tested above",
     "submit.py": "a HEAD request on the same validated file name (cached_path refuses answer files first)",
+    "ui/persistence.py": "downloads the operator's own persistence repo into the cache dir (never read by a tool); a "
+                         "repo the answer-source patterns match is refused (tests/test_persistence.py)",
 }
 
 

@@ -116,6 +116,9 @@ def app_env(root: Path, llm: ScriptedLLM | None = None, **extra: str) -> dict[st
         NO_PROXY="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="INFO",
+        # No data layer unless a test asks for one (ROUNDTABLE_HISTORY=on, see test_browser_history.py): a stored
+        # chat adds a login and a thread list the other tests do not expect.
+        ROUNDTABLE_HISTORY="off",
     )
     if llm is not None:
         env.update(OPENAI_API_KEY=FAKE_KEY, OPENAI_BASE_URL=llm.url, LLM_PROVIDER="openai")
@@ -164,6 +167,17 @@ class ChainlitApp:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"chainlit did not become ready within {timeout:.0f}s:\n{self.log()}")
+
+    def restart(self, timeout: float = 60.0) -> ChainlitApp:
+        """Stop the app process and start a new one on the same port and root (an app restart: what is on
+        disk stays, what was in memory is gone). The previous log is kept as chainlit.log.<n>."""
+        self.stop()
+        n = 1
+        while self.log_path.with_name(f"chainlit.log.{n}").exists():
+            n += 1
+        if self.log_path.exists():
+            self.log_path.rename(self.log_path.with_name(f"chainlit.log.{n}"))
+        return self.start(timeout=timeout)
 
     def log(self) -> str:
         try:

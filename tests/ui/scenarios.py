@@ -131,3 +131,29 @@ def build(ticks: Path) -> Scenarios:
 
 
 __all__ = ["DEBATE_QUESTION", "build"]
+
+
+# --- speakers and verdicts (tests/ui/test_browser_speakers.py, the speakers screenshot) -------------------------
+# The same debate as DEBATE_QUESTION (a rejection with its reason, then an approval) under other phrases, so one
+# app can show it more than once (each phrase has its own script cursor).
+PHONE_QUESTION = "The atlas lists Quillmere with 1,200 inhabitants and Rookhaven with 3,400. How many live in both towns together?"
+TOOLS_QUESTION = "The register lists Tolworth with 1,200 inhabitants and Dunmere with 3,400. How many live in both towns together?"
+SPEAKERS_QUESTION = "The gazette lists Wrenfold with 1,200 inhabitants and Ashcombe with 3,400. How many live in both towns together?"
+SLOW_STOP_QUESTION = "Run the drowsy simulation of the canal locks and report the last value."
+SOLO_TALLY_QUESTION = "Solo tally: how many corners do two invented squares have in total?"
+UNSCRIPTED_QUESTION = "Nobody scripted this: how many feathers has the invented owl Pemberly?"
+
+
+def build_speakers(ticks: Path) -> Scenarios:
+    """`build`'s scenarios, plus the ones the speaker tests and screenshots use."""
+    s = build(ticks)
+    s.add("quillmere", debate_script())
+    s.add("wrenfold", debate_script())
+    s.add("tolworth", debate_script())
+    s.add("drowsy simulation", {
+        "planner": ["Coder, run the simulation.\nNEXT: coder"],
+        "coder": [{"tool_calls": [{"name": "run_python", "arguments": {"code": sleepy_code(ticks)}}]}, "It ended.\nFINAL ANSWER: 0"],
+        "critic": [_approve],
+    })
+    s.add("solo tally", {"solo": ["Two squares have 8 corners.\nFINAL ANSWER: 8"]})
+    return s

@@ -1,5 +1,6 @@
-"""`make screenshots`: PNGs of a debate and of the evaluation table for the README, made with the browser
-test harness (the real app, the scripted model, the local scoring API; nothing leaves 127.0.0.1).
+"""`make screenshots`: PNGs of a debate, of its speakers and verdicts (desktop and phone), and of the evaluation
+table for the README, made with the browser test harness (the real app, the scripted model, the local scoring
+API; nothing leaves 127.0.0.1).
 
     python -m tests.ui.screenshots [--out docs]
 """
@@ -47,12 +48,20 @@ def _shoot(page: Any, top: Any, bottom: Any, path: Path) -> None:
     print(f"wrote {path}")
 
 
+def _shoot_phone(page: Any, target: Any, path: Path) -> None:
+    """What a phone shows with `target` at the top of the chat: the whole screen, composer included."""
+    target.evaluate("(e) => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(path))
+    print(f"wrote {path}")
+
+
 def take(out: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
     with scratch_dir("roundtable-shots-") as root:
-        llm = sc.build(root / "ticks.txt").server(token_delay=0.002)
+        llm = sc.build_speakers(root / "ticks.txt").server(token_delay=0.002)
         scoring = ScoringServer(sc.EVAL_QUESTIONS, answers=sc.EVAL_ANSWERS, files=sc.EVAL_FILES).start()
         hub = FakeHub(tokens={HF_TOKEN: "alice"}).start()
         env = app_env(root, llm, SCORING_API_URL=scoring.url, HF_ENDPOINT=hub.url, HF_TOKEN=HF_TOKEN,
@@ -73,6 +82,27 @@ def take(out: Path) -> None:
                     page.locator(f'[id="step-{name}"]').first.click()
                 question = page.locator('.step[data-step-type="user_message"]').first
                 _shoot(page, question, answer, out / "debate.png")
+
+                # speakers and verdicts: each agent's avatar and colour, the badges, the proposals in the answer
+                page = new_context(browser, viewport={"width": WIDTH, "height": 3600}, device_scale_factor=1).new_page()
+                open_chat(page, app.url)
+                ask(page, sc.SPEAKERS_QUESTION)
+                answer = final_answers(page).first
+                expect(answer).to_contain_text("Final answer", timeout=60_000)
+                expect(page.locator('a[href="#rt-approved"]').first).to_be_visible()
+                run = page.locator('.step[data-step-type="run"]').first
+                _shoot(page, run, answer, out / "speakers.png")
+
+                # the same on a phone: the critic's rejection, then the next turns
+                phone = new_context(browser, viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                    is_mobile=True, has_touch=True).new_page()
+                open_chat(phone, app.url)
+                ask(phone, sc.PHONE_QUESTION)
+                answer = final_answers(phone).first
+                expect(answer).to_contain_text("Final answer", timeout=60_000)
+                phone.wait_for_timeout(600)
+                critic = phone.locator('.step[data-step-type="llm"]').filter(has=phone.locator('[id^="step-critic"]')).first
+                _shoot_phone(phone, critic, out / "phone.png")
 
                 # the task list is a side panel at the top: a normal-sized window shows it with the table
                 page = new_context(browser, viewport={"width": WIDTH, "height": 1120}).new_page()

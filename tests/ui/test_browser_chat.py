@@ -68,9 +68,15 @@ def stack(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
 
 
 def step(root: Any, kind: str, name: str) -> Any:
-    """The Chainlit steps of `kind` (run/llm/tool) under `root` whose header is "Used <name>"."""
+    """The Chainlit steps of `kind` (run/tool) under `root` named `name` (the page gives a step the id "step-<name>")."""
     page = getattr(root, "page", root)
     return root.locator(f'.step[data-step-type="{kind}"]').filter(has=page.locator(f'[id="step-{name}"]'))
+
+
+def turns(root: Any, agent: str) -> Any:
+    """The turns of `agent` under `root`: steps titled "<agent> — turn <n>"."""
+    page = getattr(root, "page", root)
+    return root.locator('.step[data-step-type="llm"]').filter(has=page.locator(f'[id^="step-{agent} — turn "]'))
 
 
 def test_a_question_streams_nested_agent_steps_tool_and_code_steps_then_the_final_answer(stack: Stack, page: Any) -> None:
@@ -91,20 +97,20 @@ def test_a_question_streams_nested_agent_steps_tool_and_code_steps_then_the_fina
     run = step(page, "run", "debate team")
     expect(run).to_have_count(1)
     for agent in ("planner", "researcher", "coder", "critic"):
-        expect(step(run, "llm", agent).first).to_be_visible()
-    expect(step(run, "llm", "planner")).to_have_count(3)
+        expect(turns(run, agent).first).to_be_visible()
+    expect(turns(run, "planner")).to_have_count(3)
     # the tool call is a child of the researcher's turn, the code run a child of the coder's
-    calculator = step(step(run, "llm", "researcher"), "tool", "calculator")
+    calculator = step(turns(run, "researcher"), "tool", "calculator")
     calculator.locator('[id="step-calculator"]').click()
     expect(calculator).to_contain_text('"expression": "1200 + 3400"')
     expect(calculator).to_contain_text("4600")
-    code = step(step(run, "llm", "coder"), "tool", "run_python")
+    code = step(turns(run, "coder"), "tool", "run_python")
     code.locator('[id="step-run_python"]').click()
     expect(code.locator("pre, code").filter(has_text="print(sum([1200, 3400]))").first).to_be_visible()
     expect(code).to_contain_text("exit code 0")
-    # the critic's rejection and the approval are summed up on the run step
-    expect(run).to_contain_text("4,600 inhabitants was rejected")
-    expect(run).to_contain_text("critic approved 4600")
+    # the critic's rejection (with its reason) and the approval are summed up on the run step
+    expect(run).to_contain_text("4,600 inhabitants · proposed by coder · ✗ Rejected by critic: the answer must be a bare number")
+    expect(run).to_contain_text("4600 · proposed by planner · ✓ Approved by critic")
     # tokens were streamed to the page, many per turn (not one message per turn)
     assert sum('"stream_token"' in f for f in frames) > 50
 
@@ -169,9 +175,9 @@ def test_settings_switch_the_team_the_model_and_hide_code_runs(stack: Stack, pag
     ask(page, sc.SOLO_QUESTION)
     expect(final_answers(page).first).to_contain_text("Final answer: 6", timeout=60_000)
     run = step(page, "run", "solo team")
-    expect(step(run, "llm", "solo").first).to_be_visible()
+    expect(turns(run, "solo").first).to_be_visible()
     expect(page.locator('[id="step-run_python"]')).to_have_count(0)
-    expect(page.locator('[id="step-planner"]')).to_have_count(0)
+    expect(page.locator('[id^="step-planner"]')).to_have_count(0)
     solo = [r for r in stack.llm.requests_for("solo") if "solo check" in r.question.lower()]
     assert len(solo) == 2 and {r.body["model"] for r in solo} == {"gpt-4.1-nano"}
 
@@ -197,6 +203,10 @@ def test_the_course_evaluation_runs_with_a_task_list_then_a_table_submits_and_is
     served = len(stack.llm.requests)
 
     table.get_by_role("button", name="Submit as alice").click()
+    confirm = page.get_by_role("button", name="Confirm: send as alice")
+    expect(confirm).to_be_visible()
+    assert not stack.scoring.submissions, "nothing is sent before the confirmation"
+    confirm.click()
     result = page.locator(".step").filter(has_text="Submitted as alice")
     expect(result).to_contain_text("Score: 75%", timeout=30_000)
     expect(result).to_contain_text("3/4 correct")
@@ -254,18 +264,24 @@ def test_hostile_input_long_messages_and_file_names_break_nothing(stack: Stack, 
     assert reply["connected"] and reply["matched"] and not reply["closed"], reply["frames"][-5:]
     assert any("This message is 1,500,000 characters long; the limit is 100,000." in f for f in reply["frames"])
 
-    # files sent without text, with names that look like markup: the question is about them, and every name
-    # shows as given, as text
+    # files sent without text, with names that look like markup: nothing runs, the reply asks what to do with
+    # them, the bubble names them; the next question is run with them. Every name shows as given, as text
     page.locator("#chat-input").fill("")
     files = []
     for name in sc.HOSTILE_NAMES:
         (tmp_path / name).write_text("n\n1\n", encoding="utf-8")
         files.append(tmp_path / name)
     ask(page, "", files=files)
+    held = page.locator('.step[data-step-type="assistant_message"]').filter(has_text="What should the team do with them?")
+    expect(held).to_contain_text("Type your question: it is asked with these files attached.", timeout=30_000)
+    expect(page.locator('.step[data-step-type="run"]')).to_have_count(0)  # nothing ran
+    bubble = page.locator('.step[data-step-type="user_message"]').filter(has_text="📎 ")
+    expect(bubble).to_have_count(1)  # not an empty bubble
+    for name in sc.HOSTILE_NAMES:
+        expect(held).to_contain_text(name)
+    ask(page, "Describe the attached files.")
     answer = final_answers(page).first
     expect(answer).to_contain_text("Final answer: _a_.csv", timeout=60_000)  # the sandbox listed the staged files
-    bubble = page.locator('.step[data-step-type="user_message"]').last
-    expect(bubble).to_contain_text("Describe the attached files.")  # not an empty bubble
     run = step(page, "run", "debate team")
     for name in sc.HOSTILE_NAMES:
         expect(run).to_contain_text(name)
@@ -278,7 +294,8 @@ def test_hostile_input_long_messages_and_file_names_break_nothing(stack: Stack, 
     expect(page.locator('a[href*="javascript"]')).to_have_count(0)
     assert dialogs == []
     coder = [r for r in stack.llm.requests_for("coder") if "describe the attached files" in r.question.lower()]
-    assert coder and "'_a_.csv' is" not in coder[0].question  # _a_.csv is safe as it is
+    assert coder and "Attached file(s), in the question's folder:" in coder[0].question  # the run got the files
+    assert "'_a_.csv' is" not in coder[0].question  # _a_.csv is safe as it is
     assert "'✓.csv' is '_.csv'" in coder[0].question  # the agents learn which file the user meant
 
     # uploads of any type without the browser's MIME warnings ('Skipped "*/*" because it is not a valid MIME type')

@@ -71,8 +71,14 @@ def test_a_vote_shows_each_attempt_as_a_step_the_adjudicator_and_a_final_table(a
     for n, text in said.items():  # "Attempt 2 · solo · openai · <what vote.yaml says differs>"
         attempt = step(run, "run", f"Attempt {n} · solo · openai", prefix=True)
         expect(attempt).to_have_count(1)
-        expect(step(attempt, "llm", "solo")).to_contain_text(text)  # the attempt's own turn, inside its step
-    expect(step(run, "llm", "adjudicator")).to_contain_text("Candidate 12 is the one a source states.")
+        expect(step(attempt, "llm", "solo — turn 1")).to_contain_text(text)  # the attempt's own turn, inside its step
+    expect(step(run, "llm", "adjudicator — turn 1")).to_contain_text("Candidate 12 is the one a source states.")
+    # the roster is the run step's input: "Attempts: 1. solo · openai · …", shown above the attempts
+    roster = run.get_by_role("article").filter(has_text="Attempts: 1. solo · openai")
+    expect(roster).to_have_count(1)
+    expect(roster).to_contain_text("2. solo · openai")
+    first = step(run, "run", "Attempt 1 · solo · openai", prefix=True)
+    assert roster.bounding_box()["y"] < first.bounding_box()["y"]
 
     # the attempts side by side, the votes and the decision, in the final message
     table = answer.locator("table")

@@ -116,6 +116,8 @@ async def test_an_over_long_message_is_refused_with_the_limit_and_the_chat_goes_
 async def test_files_without_text_become_a_question_about_them_shown_in_the_users_bubble(
     llm_server, monkeypatch: pytest.MonkeyPatch, limiter: Limiter, tmp_path: Path
 ) -> None:
+    """A file sent with no text runs nothing: the reply names the file and asks what to do with it; the user's
+    bubble shows the file's name; the next question is run with the file attached."""
     server = llm_server({"solo": ["It is a ledger.\nFINAL ANSWER: a ledger"]})
     _use(monkeypatch, server)
     upload = tmp_path / "0b6e.csv"  # Chainlit's own name for the upload
@@ -123,15 +125,23 @@ async def test_files_without_text_become_a_question_about_them_shown_in_the_user
     with chainlit_session() as rec:
         await chat.settings_changed({"team": "solo"})
         message = cl.Message(content="", author="User", type="user_message", elements=[cl.File(name="**b**.csv", path=str(upload))])
+        before = len(rec.texts())
         await chat.answer(message)
-    question = server.requests[0].question
-    assert question.startswith("Describe the attached file.")
+        reply = rec.texts()[before:]
+        assert server.requests == []  # nothing ran
+        assert not [s for s in rec.steps().values() if s.get("type") == "run"]
+        assert "Got \\*\\*b\\*\\*\\.csv" in reply  # the given name, as text
+        assert "What should the team do with it? Type your question: it is asked with this file attached." in reply
+        bubble = [d for e, d in rec.events if e == "update_message" and d["id"] == message.id]
+        assert bubble and bubble[-1]["output"] == "📎 \\*\\*b\\*\\*\\.csv"
+        await chat.answer(cl.Message(content="What is in it?", author="User", type="user_message"))
+    (request,) = server.requests
+    question = request.question
+    assert question.startswith("What is in it?")
     assert "Attached file(s), in the question's folder: __b__.csv" in question
     assert "'**b**.csv' is '__b__.csv'" in question  # the agents can match the name the user typed
-    bubble = [d for e, d in rec.events if e == "update_message" and d["id"] == message.id]
-    assert bubble and bubble[-1]["output"] == "Describe the attached file."
     run = next(s for s in rec.steps().values() if s.get("type") == "run")
-    assert "files: \\*\\*b\\*\\*\\.csv" in run["output"]  # the given name, as text
+    assert "files: \\*\\*b\\*\\*\\.csv" in run["input"]  # the given name, as text, in the roster
 
 
 async def test_a_file_that_is_gone_is_said_and_the_question_is_not_run_without_it(

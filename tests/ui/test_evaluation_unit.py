@@ -81,8 +81,8 @@ def test_the_answers_table_escapes_and_shortens_cells() -> None:
     table = evaluation.answers_table(rows)
     lines = table.splitlines()
     assert len(lines) == 4 and all(line.count("|") - line.count("\\|") == 6 for line in lines)
-    assert "`abc12345`" in table and "`abc12399`" in table  # prefixes long enough to tell them apart
-    assert "x \\| y" in table and "…" in table and "⚠️ model error\\: 500" in table and "3.2 s" in table and "120" in table
+    assert "`abc12345-0000`" in table and "`abc12399-0000`" in table  # task ids in full
+    assert "x \\| y" in table and "…" in table and "⚠️ model error\\: 500" in table and "3.2\u00a0s" in table and "120" in table  # a time never wraps
     assert evaluation.id_width(["abc12345-0000", "abc12345-1111"]) == 10
 
 
@@ -94,7 +94,7 @@ async def test_submit_needs_an_evaluation_and_a_space_id(monkeypatch: pytest.Mon
         chat.cl.user_session.set("evaluation", evaluation.Evaluation(Path("teams/solo.yaml"), tmp_path, settings))
         monkeypatch.setattr(evaluation, "submit_identity", _alice)
         await evaluation.submit(SimpleNamespace(payload={}))
-        assert "Not submitted: no agent_code: set SPACE_ID" in rec.texts()
+        assert "this app does not know which Space it is" in rec.texts() and "Settings → Variables and secrets" in rec.texts()
 
 
 async def _alice(settings: Settings) -> evaluation.Identity:

@@ -8,7 +8,15 @@ from models.usage import AgentUsage
 from teams import events as ev
 from teams.result import Result
 from tests.ui.fake_session import chainlit_session
-from ui.render import RunView, final_answer_text, md_escape
+from ui.render import (
+    RunView,
+    final_answer_text,
+    md_escape,
+    name_hue,
+    rejection_reason,
+    speaker_colour,
+    turn_title,
+)
 
 
 def _result(**kw) -> Result:
@@ -55,25 +63,31 @@ async def test_turns_are_steps_under_the_run_with_tools_and_code_as_their_childr
     run = next(s for s in steps.values() if s.get("type") == "run")
     assert run["name"] == "debate team"
     turns = [s for s in steps.values() if s.get("type") == "llm"]
-    assert [t["name"] for t in turns] == ["planner", "researcher", "coder"]
+    # titled by agent and turn number (the role is the name here), the agent in the step's metadata
+    assert [t["name"] for t in turns] == ["planner — turn 1", "researcher — turn 2", "coder — turn 3"]
     assert all(t["parentId"] == run["id"] for t in turns)
-    by_name = {t["name"]: t for t in turns}
+    by_name = {t["metadata"]["agent"]: t for t in turns}
     assert by_name["planner"]["output"] == "Plan: look it up.\nNEXT: researcher"
     # text before and after the tool call, the thought not repeated
     assert by_name["researcher"]["output"] == "Checking.\n\nIt is 4."
     tools = [s for s in steps.values() if s.get("type") == "tool"]
     calc = next(t for t in tools if t["name"] == "calculator")
     assert calc["parentId"] == by_name["researcher"]["id"]
-    assert '"expression": "2+2"' in calc["input"] and calc["output"] == "4" and not calc["isError"]
+    # boxes headed "input" and "output", not by their language ("json", "text")
+    assert calc["input"] == '```input\n{\n  "expression": "2+2"\n}\n```' and calc["showInput"] is True
+    assert calc["output"] == "```output\n4\n```" and not calc["language"] and not calc["isError"]
     code = next(t for t in tools if t["name"] == "run_python")
     assert code["parentId"] == by_name["coder"]["id"]
-    assert code["input"] == "print(2+2)" and code["showInput"] == "python"
-    assert code["output"] == "exit code 0\n4" and code["language"] == "text"
+    assert code["input"] == "```python\nprint(2+2)\n```"
+    assert code["output"].endswith("\n\n```output\nexit code 0\n4\n```")
     assert len(tools) == 2  # run_python is shown once, as a code run, not also as a generic tool call
     # tokens were streamed into the turn's own step, not sent as one block
     planner_tokens = [d for e, d in rec.events if e == "stream_token" and d["id"] == by_name["planner"]["id"]]
     assert len(planner_tokens) == 4  # the first token starts the stream, the other four stream into it
-    assert "files: ledger\\.csv" in run["output"] and "coder proposed **4**" in run["output"]  # a name is no markup
+    # the roster is the run step's input (shown above the turns), the summary its output (below them)
+    assert run["input"] == "Agents: planner, researcher, coder, critic · files: ledger\\.csv" and run["showInput"] is True
+    assert "3 turns: planner → researcher → coder" in run["output"]
+    assert "**4** · proposed by coder · not reviewed" in run["output"]  # a name is no markup
     final = rec.messages()[-1]
     assert final["name"] == "Final answer" and final["output"].startswith("## ✅ Final answer: 4")
     assert final["parentId"] == run["parentId"]  # siblings: the page shows the debate above its answer
@@ -101,10 +115,12 @@ async def test_a_non_streaming_agent_shows_its_thought_and_message_once() -> Non
         ]:
             await view.handle(event)
     steps = rec.steps().values()
-    critic = next(s for s in steps if s.get("name") == "critic")
+    critic = next(s for s in steps if s.get("name") == "critic — turn 1")
     assert critic["output"] == "Let me verify.\n\nAPPROVED\nFINAL ANSWER: 4"
     tool = next(s for s in steps if s.get("type") == "tool")
-    assert tool["isError"] and tool["input"] == "not json"
+    assert tool["isError"] and tool["input"] == "```input\nnot json\n```"
+    run = next(s for s in steps if s.get("type") == "run")
+    assert "1 turn: critic" in run["output"] and "1 turns" not in run["output"]
 
 
 async def test_a_stopped_run_closes_its_open_turn_and_tool_and_says_why() -> None:
@@ -120,13 +136,14 @@ async def test_a_stopped_run_closes_its_open_turn_and_tool_and_says_why() -> Non
         ]:
             await view.handle(event)
     steps = rec.steps().values()
-    coder = next(s for s in steps if s.get("name") == "coder")
+    coder = next(s for s in steps if s.get("name") == "coder — turn 1")
     assert coder["output"].endswith("_(stopped)_") and coder["end"]
     code = next(s for s in steps if s.get("type") == "tool")
     assert "interrupted" in code["output"] and code["end"]
     final = rec.messages()[-1]["output"]
     assert final.startswith("## ❌ No answer")
     assert "**Stop reason:** stopped (`cancelled`): stopped by the user" in final
+    assert "1 turn: coder" in next(s for s in steps if s.get("type") == "run")["output"]
 
 
 def test_the_final_message_carries_time_tokens_cost_and_the_stop_reason_unless_approved() -> None:
@@ -157,6 +174,9 @@ def test_the_final_message_carries_time_tokens_cost_and_the_stop_reason_unless_a
                 error="LLM provider 'openai' needs OPENAI_API_KEY, which is not set.")
     )
     assert "No answer" in failed and "OPENAI\\_API\\_KEY" in failed
+    # the words once, not "error (`error`)"
+    assert "**Stop reason:** error: " in failed and "(`error`)" not in failed
+    assert "**Stop reason:** no answer\n" in final_answer_text(_result(answer="", approved=False, stop_reason="no_answer", stop_detail=""))
 
 
 def test_answers_are_shown_literally() -> None:
@@ -191,7 +211,20 @@ async def test_a_code_run_outside_an_isolated_sandbox_is_labelled() -> None:
         for event in events:
             await view.handle(event)
     code = next(s for s in rec.steps().values() if s.get("name") == "run_python")
-    assert code["output"].startswith("⚠ subprocess (NOT isolated): this code ran without isolation\n")
+    assert code["output"].startswith("⚠️ Sandbox: **subprocess**, NOT isolated: the code ran on the host")
+    assert code["metadata"] == {"sandbox": "subprocess (NOT isolated)", "isolated": False}
+
+
+async def test_a_code_run_says_which_sandbox_ran_it() -> None:
+    events = _debate_events(_result(answer="4"))
+    i = next(i for i, e in enumerate(events) if isinstance(e, ev.CodeRun) and e.output is not None)
+    events[i] = ev.CodeRun("coder", "c2", "print(2+2)", "exit code 0\n4", 0, sandbox="docker", isolated=True, tool="run_python")
+    with chainlit_session() as rec:
+        view = RunView("debate")
+        for event in events:
+            await view.handle(event)
+    code = next(s for s in rec.steps().values() if s.get("name") == "run_python")
+    assert code["output"].startswith("🔒 Sandbox: **docker** (isolated)\n\n```output\n")
 
 
 async def test_a_run_without_code_execution_says_why_in_its_header() -> None:
@@ -200,4 +233,61 @@ async def test_a_run_without_code_execution_says_why_in_its_header() -> None:
         view = RunView("debate")
         await view.handle(ev.RunStarted("r1", "How many?", "debate", ["planner", "coder"], [], code_unavailable=why))
     header = next(s for s in rec.steps().values() if s.get("name") == "debate team")
-    assert "Code execution is unavailable" in header["output"] and md_escape(why) in header["output"]
+    assert "Code execution is unavailable" in header["input"] and md_escape(why) in header["input"]
+
+
+def _review_events(result: Result) -> list:
+    """A proposal rejected by the critic with its reason, then a second one it approves (restated with a dot)."""
+    return [
+        ev.RunStarted("r2", "How many?", "debate", ["planner", "coder", "skeptic"]),
+        ev.TurnStarted("coder", 1),
+        ev.TurnEnded("coder", 1, "FINAL ANSWER: 4,600 inhabitants", 1, 1),
+        ev.AnswerProposed("coder", "4,600 inhabitants", "proposed"),
+        ev.TurnStarted("skeptic", 2),
+        ev.TurnEnded("skeptic", 2, "REJECTED: the answer must be a bare number.\nNEXT: planner", 1, 1),
+        ev.AnswerProposed("coder", "4,600 inhabitants", "rejected"),
+        ev.TurnStarted("planner", 3),
+        ev.TurnEnded("planner", 3, "FINAL ANSWER: 4600", 1, 1),
+        ev.AnswerProposed("planner", "4600", "proposed"),
+        ev.TurnStarted("skeptic", 4),
+        ev.TurnEnded("skeptic", 4, "APPROVED\nFINAL ANSWER: 4600.", 1, 1),
+        ev.AnswerProposed("skeptic", "4600.", "approved"),
+        ev.RunFinished(result),
+    ]
+
+
+async def test_verdicts_are_badges_on_the_reviewers_turn_and_the_proposals_say_who_and_why() -> None:
+    with chainlit_session() as rec:
+        view = RunView("debate", roles={"planner": "planner", "coder": "coder", "skeptic": "critic"})
+        for event in _review_events(_result(stop_detail="approved by skeptic")):
+            await view.handle(event)
+    steps = rec.steps()
+    turns = [s for s in steps.values() if s.get("type") == "llm"]
+    assert [t["name"] for t in turns] == ["coder — turn 1", "skeptic (critic) — turn 2", "planner — turn 3",
+                                          "skeptic (critic) — turn 4"]
+    assert turns[1]["metadata"] == {"agent": "skeptic", "role": "critic", "turn": 2, "colour": speaker_colour("skeptic")}
+    assert turns[1]["output"].endswith("\n\n[✗ Rejected: the answer must be a bare number\\.](#rt-rejected)")
+    assert turns[3]["output"].endswith("\n\n[✓ Approved](#rt-approved)")
+    assert "#rt-" not in turns[0]["output"] + turns[2]["output"]  # a proposal is no verdict
+    final = rec.messages()[-1]["output"]
+    assert ("**Proposals:**\n- **4,600 inhabitants** · proposed by coder · "
+            "[✗ Rejected by skeptic: the answer must be a bare number\\.](#rt-rejected)\n"
+            "- **4600** · proposed by planner · [✓ Approved by skeptic](#rt-approved)") in final
+    run = next(s for s in steps.values() if s.get("type") == "run")
+    assert "✗ Rejected by skeptic: the answer must be a bare number" in run["output"]
+
+
+def test_the_rejection_reason_is_what_follows_the_marker() -> None:
+    assert rejection_reason("REJECTED: too vague.\nNEXT: planner") == "too vague."
+    assert rejection_reason("**REJECTED**\nThe unit is missing.\nNEXT: coder") == "The unit is missing."
+    assert rejection_reason("I disagree, the sum is wrong.\nNEXT: coder") == "I disagree, the sum is wrong."
+    assert len(rejection_reason("REJECTED: " + "x" * 1000)) == 300
+
+
+def test_each_agent_has_its_own_colour_and_a_custom_name_a_stable_one() -> None:
+    known = [speaker_colour(a) for a in ("planner", "researcher", "coder", "critic", "solo", "adjudicator")]
+    assert len(set(known)) == 6
+    assert speaker_colour("skeptic") == speaker_colour("skeptic") == f"hsl({name_hue('skeptic')}, 60%, 42%)"
+    assert len({name_hue(n) for n in ("skeptic", "historian", "auditor", "scout")}) == 4
+    assert turn_title("critic", "critic", 4) == "critic — turn 4"
+    assert turn_title("skeptic", "critic", 2) == "skeptic (critic) — turn 2"

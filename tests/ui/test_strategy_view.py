@@ -83,10 +83,11 @@ async def test_a_vote_shows_one_step_per_attempt_with_its_own_turns_and_a_final_
     # each attempt holds its own turn, and its turn its own tool call
     for a, said, answer in zip(attempts, ["4600", "4,600", "4500"], ["4600", "4600", "4500"], strict=True):
         (turn,) = kids(rec, a, "llm")
-        assert turn["name"] == "solo" and f"FINAL ANSWER: {said}" in turn["output"]
+        assert turn["name"] == "solo — turn 1" and turn["metadata"]["agent"] == "solo"
+        assert f"FINAL ANSWER: {said}" in turn["output"]
         assert f"Answer: **{answer}** ✅ approved" in a["output"] and a["end"]  # normalised, as the vote counts it
     (calc,) = kids(rec, kids(rec, attempts[0], "llm")[0], "tool")
-    assert calc["name"] == "calculator" and calc["output"] == "4"
+    assert calc["name"] == "calculator" and calc["output"] == "```output\n4\n```"
     assert not kids(rec, kids(rec, attempts[1], "llm")[0], "tool")
     assert "Decision: majority" in run["output"]
     final = rec.messages()[-1]
@@ -144,11 +145,14 @@ async def test_interleaved_attempts_keep_their_turns_apart() -> None:
     (turn_a,), (turn_b,) = kids(rec, first, "llm"), kids(rec, second, "llm")
     assert turn_a["output"] == "Alpha \n\none." and turn_b["output"] == "Beta \n\ntwo."
     (tool_a,), (tool_b,) = kids(rec, turn_a, "tool"), kids(rec, turn_b, "tool")
-    assert "3*4" in tool_a["input"] and tool_a["output"] == "12 (a)"
-    assert "6*2" in tool_b["input"] and tool_b["output"] == "12 (b)"
-    # while it runs, the header lists the attempts; at the end, each attempt's answer and the decision
-    shown = [d["output"] for e, d in rec.events if e in ("new_message", "update_message") and d["id"] == run["id"]]
+    assert "3*4" in tool_a["input"] and tool_a["output"] == "```output\n12 (a)\n```"
+    assert "6*2" in tool_b["input"] and tool_b["output"] == "```output\n12 (b)\n```"
+    # the step's input (shown above its children) lists the attempts while it runs and after; at the end, its
+    # output has each attempt's answer and the decision
+    shown = [d.get("input") for e, d in rec.events if e in ("new_message", "update_message") and d["id"] == run["id"]]
     assert "Attempts: 1. solo · a, 2. solo · b" in shown
+    assert run["input"] == "Attempts: 1. solo · a, 2. solo · b" and run["showInput"]
+    assert "Attempts:" not in run["output"]
     assert run["output"].startswith("2 attempts") and "- Attempt 2: **12** ✅ (approved)" in run["output"]
     assert len(rec.messages()) == 1  # one final message: an attempt's end is a summary on its step
     assert "**Decision:** unanimous" in rec.messages()[0]["output"]
@@ -162,7 +166,8 @@ async def test_a_tie_shows_the_adjudicators_turn_and_reason() -> None:
         await render(vote_team(["a", "b"]), scripts, rec)
     run = next(s for s in rec.steps().values() if s.get("name") == "vote team")
     (adjudicator,) = [s for s in kids(rec, run, "llm")]
-    assert adjudicator["name"] == "adjudicator" and "Candidate 1 has the source." in adjudicator["output"]
+    assert adjudicator["name"] == "adjudicator — turn 1" and adjudicator["metadata"]["agent"] == "adjudicator"
+    assert "Candidate 1 has the source." in adjudicator["output"]
     text = rec.messages()[-1]["output"]
     assert text.startswith("## ✅ Final answer: north")
     assert "**Decision:** adjudicated" in text
