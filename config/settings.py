@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     persist_minutes: float = Field(5.0, gt=0, le=1440, validation_alias=_env("ROUNDTABLE_PERSIST_MINUTES"))
     # More run dirs the UI may replay and compare (`:`-separated), besides its own, runs/ in the repo and in the cwd.
     run_dirs: str | None = Field(None, validation_alias=_env("ROUNDTABLE_RUN_DIRS"))
+    # A bearer token /metrics requires; unset: open on a local run, off on a Space (SPACE_ID set).
+    metrics_token: SecretStr | None = Field(None, validation_alias=_env("ROUNDTABLE_METRICS_TOKEN"))
 
     # --- logging -----------------------------------------------------------------------------------------
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
@@ -165,7 +167,8 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """The raw secrets this process knows, so log sinks can mask them wherever they appear."""
         keys = (self.openai_api_key, self.anthropic_api_key, self.gemini_api_key, self.hf_token,
-                self.serper_api_key, self.tavily_api_key, self.brave_api_key, self.ytdlp_proxy, self.database_url)
+                self.serper_api_key, self.tavily_api_key, self.brave_api_key, self.ytdlp_proxy, self.database_url,
+                self.metrics_token)
         values = [s.get_secret_value() for s in keys if s]
         return [v for v in values if len(v) >= 6]
 

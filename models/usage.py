@@ -14,6 +14,7 @@ from typing import Literal, Protocol, overload
 from loguru import logger
 
 from models.prices import quote
+from observability import metrics
 
 
 @dataclass
@@ -125,6 +126,7 @@ class UsageLedger:
         record = UsageRecord(agent, provider, model, prompt_tokens, completion_tokens, priced.cost_usd, priced.reason)
         with self._lock:
             self.records.append(record)
+        metrics.model_call(provider, model, agent, prompt_tokens, completion_tokens, priced.cost_usd)
         logger.debug("model call agent={} model={} tokens in={} out={}", agent, model, prompt_tokens, completion_tokens)
 
     def by_agent(self) -> dict[str, AgentUsage]:

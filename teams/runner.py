@@ -32,6 +32,7 @@ from models.client import ManagedClient
 from models.providers import build_client, prepare_models
 from models.spec import ModelSpec
 from models.usage import UsageLedger
+from observability import metrics
 from observability.tracing import RunTelemetry, setup_tracing
 from sandbox import Limits, SandboxUnavailable, create_executor
 from teams import events as ev
@@ -201,6 +202,7 @@ class Run:
         started = time.monotonic()
         workdir = Path(tempfile.mkdtemp(prefix=f"roundtable-{self.run_id}-"))
         producer: asyncio.Task[None] | None = None
+        metrics.run_started()
         try:
             tool_ctx = ToolContext(
                 settings=self.settings,
@@ -262,6 +264,7 @@ class Run:
                 async for item in self._drain(started, producer):
                     yield item
         finally:
+            metrics.run_stopped()
             if producer is not None and not producer.done():
                 # The consumer stopped listening (or the stop grace ran out): stop everything in flight.
                 self._request_stop("cancelled", "the run's caller stopped it")
@@ -270,6 +273,7 @@ class Run:
                 await asyncio.wait({producer}, timeout=HARD_CANCEL_WAIT_S)
             await self._release(workdir)
         self.result = self._finish(time.monotonic() - started)
+        metrics.run_finished(self.result)
         if self.telemetry is not None:
             r = self.result
             self.telemetry.finish(**{
@@ -345,6 +349,7 @@ class Run:
         """Telemetry and the log follow the run's turns."""
         match event:
             case ev.TurnStarted(agent=agent, turn=turn):
+                metrics.turn(agent)
                 if self.telemetry is not None:
                     self.telemetry.turn_started(agent, turn)
             case ev.TurnEnded(agent=agent, turn=turn, text=text, prompt_tokens=prompt, completion_tokens=completion):

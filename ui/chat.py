@@ -20,6 +20,7 @@ from loguru import logger
 from config.log import mask
 from config.settings import Settings, get_settings
 from models.usage import format_cost, total_cost
+from observability import metrics
 from teams import AnyRun, Question, Run, StrategyRun, TeamConfigError, load_team, start_run
 from teams import events as ev
 from teams.schema import TeamConfig
@@ -129,6 +130,7 @@ def login_text() -> str:
 
 async def start() -> None:
     quiet_expected_stop_errors()  # before any run: a question's or the evaluation's
+    metrics.session_opened(cl.user_session.get("id"))
     settings = base_settings()
     choices = current_choices()
     await cl.ChatSettings(options.widgets(choices, settings)).send()
@@ -336,6 +338,7 @@ async def _wait_previous_run() -> None:
 async def end() -> None:
     """The tab closed or a new chat began: nobody watches this run any more, so stop paying for it. An
     evaluation keeps going (its answers land in the run dir; a later click shows them)."""
+    metrics.session_closed(cl.user_session.get("id"))
     run = cl.user_session.get("run")
     if isinstance(run, Run | StrategyRun):
         run.cancel("the chat was closed")

@@ -1,4 +1,5 @@
-"""`GET /healthz`: proof that the app is up and can serve a question (the container's health check).
+"""`GET /healthz`: proof that the app is up and can serve a question (the container's health check); `GET /metrics`:
+the Prometheus metrics (observability/metrics.py).
 
 It answers 200 only once the app module has loaded and the default team config parses; it also says which
 models the team would use and which sandbox backend `auto` picks, without calling any model.
@@ -7,12 +8,15 @@ Chainlit registers a catch-all route for its frontend at import time, so this ro
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi import Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from config.settings import get_settings
+from observability import metrics
 
 _STARTED = time.time()
 
@@ -32,10 +36,27 @@ async def healthz() -> JSONResponse:
     return JSONResponse(body)
 
 
+async def metrics_route(request: Request) -> Response:
+    """`GET /metrics`: the process's Prometheus metrics (observability/metrics.py), classic text format.
+
+    Costs and model names are the owner's business: with ROUNDTABLE_METRICS_TOKEN set, a scraper must send it as a
+    bearer token; on a Space (SPACE_ID set) without that token the route is off, since a Space is public."""
+    settings = get_settings()
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    if token is None and settings.space_id:
+        return PlainTextResponse("metrics are off on a public Space: set ROUNDTABLE_METRICS_TOKEN and scrape with it\n",
+                                 status_code=404)
+    if token is not None and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
+        return PlainTextResponse("send ROUNDTABLE_METRICS_TOKEN as a bearer token\n", status_code=401)
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
 def install() -> None:
     from chainlit.server import app
 
-    if any(getattr(r, "path", None) == "/healthz" for r in app.router.routes):
-        return
-    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
-    app.router.routes.insert(0, app.router.routes.pop())  # ahead of Chainlit's "/{full_path:path}"
+    for path, route in (("/healthz", healthz), ("/metrics", metrics_route)):
+        if any(getattr(r, "path", None) == path for r in app.router.routes):
+            continue
+        app.add_api_route(path, route, methods=["GET"], include_in_schema=False)
+        app.router.routes.insert(0, app.router.routes.pop())  # ahead of Chainlit's "/{full_path:path}"

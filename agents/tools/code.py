@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from autogen_core.code_executor import CodeBlock
 
 from agents.tools.errors import ToolError
 from agents.tools.registry import SafeTool, ToolContext, register
+from observability import metrics
 from observability.tracing import maybe_span
 
 RUN_PYTHON_DESCRIPTION = (
@@ -39,7 +41,9 @@ def make_run_python(ctx: ToolContext) -> SafeTool:
             raise ToolError("no sandbox is configured for this team")
         executor = await ctx.executor()
         with maybe_span(ctx.telemetry, "sandbox run", None, **{"roundtable.sandbox.backend": getattr(executor, "backend", "")}) as span:
+            started = time.monotonic()
             result = await executor.execute_code_blocks([CodeBlock(code=code, language="python")], ctx.abort)
+            metrics.sandbox_run(str(getattr(executor, "backend", "") or type(executor).__name__), time.monotonic() - started)
             if span is not None:
                 span.set_attribute("roundtable.sandbox.exit_code", result.exit_code)
         describe = getattr(executor, "describe", None)

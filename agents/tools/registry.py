@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from agents.tools.errors import ToolError, ToolFailed
 from common.text import DEFAULT_MAX_CHARS, bound, one_line
 from config.settings import Settings
+from observability import metrics
 from observability.tracing import maybe_span
 
 
@@ -314,6 +315,7 @@ class SafeTool(FunctionTool):
         except Exception as exc:
             error = f"{self.name} failed: {one_line(f'{type(exc).__name__}: {exc}', 300)}"
         elapsed = time.monotonic() - started
+        metrics.tool_call(self.name, error is not None)
         if error is not None:
             text = f"Error: {error}"
             logger.info("tool {} {} -> error in {:.2f}s: {}", self.name, shown, elapsed, text)
