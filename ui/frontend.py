@@ -235,6 +235,8 @@ a[href="__REJECTED__"] { background: #fee2e2; color: #991b1b !important; border:
   .step td { overflow-wrap: break-word; }  /* Chainlit's `anywhere` breaks "29.7 s" between characters */
 }
 .step pre code { white-space: pre-wrap; overflow-wrap: anywhere; }
+/* a task id in a table stays on one line (a table scrolls inside its box on a phone) */
+td code { white-space: nowrap; }
 """.replace("__APPROVED__", APPROVED_ANCHOR).replace("__REJECTED__", REJECTED_ANCHOR)
 
 
