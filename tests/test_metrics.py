@@ -174,7 +174,7 @@ def test_the_grafana_dashboard_only_queries_metrics_that_exist() -> None:
 
 def test_metrics_need_the_token_when_one_is_set_and_are_off_on_a_space_without_one(monkeypatch) -> None:
     from fastapi import FastAPI
-    from starlette.testclient import TestClient
+    from fastapi.testclient import TestClient
 
     from config.settings import Settings
     from ui import health
