@@ -24,7 +24,8 @@ def _normalize_number_str(s: str) -> float:
         return float("inf")  # never equals a finite truth
 
 
-def _is_float(x: str) -> bool:
+def is_float(x: str) -> bool:
+    """Whether `x` reads as a number to Python's float() (how the scorer tells a numeric truth)."""
     try:
         float(x)
         return True
@@ -45,14 +46,14 @@ def _split(s: str) -> list[str]:
 
 def gaia_match(model_answer: str | None, ground_truth: str) -> bool:
     answer = "" if model_answer is None else str(model_answer)
-    if _is_float(ground_truth):
+    if is_float(ground_truth):
         return _normalize_number_str(answer) == float(ground_truth)
     if "," in ground_truth or ";" in ground_truth:
         truths, answers = _split(ground_truth), _split(answer)
         if len(truths) != len(answers):
             return False
         for a, t in zip(answers, truths, strict=True):
-            if _is_float(t):
+            if is_float(t):
                 if _normalize_number_str(a) != float(t):
                     return False
             elif _normalize_str(a, remove_punct=False) != _normalize_str(t, remove_punct=False):

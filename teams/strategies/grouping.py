@@ -12,7 +12,7 @@ import re
 import string
 from collections import Counter
 
-from evaluation.scoring import _is_float
+from evaluation.scoring import is_float
 from teams.answer import normalise_answer
 from teams.result import Attempt, VoteGroup
 
@@ -21,7 +21,7 @@ Key = tuple[object, ...]
 
 def _number(text: str) -> float | None:
     bare = text.strip().replace("$", "").replace("%", "").replace(",", "")
-    return float(bare) if _is_float(bare) else None
+    return float(bare) if is_float(bare) else None
 
 
 def _element_key(text: str) -> object:
