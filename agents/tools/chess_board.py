@@ -28,10 +28,8 @@ from autogen_core.models import ChatCompletionClient, LLMMessage, SystemMessage,
 
 from agents.tools import chess_engine
 from agents.tools.errors import ToolError
-from agents.tools.files import IMAGE_SUFFIXES
-from agents.tools.images import MAX_IMAGE_BYTES, NO_VISION, load_image
+from agents.tools.images import attached_image, read_image, vision_client
 from agents.tools.registry import SafeTool, ToolContext, register
-from agents.tools.workdir import FileRefused, resolve_attachment
 from common.text import one_line
 
 COMPARE_ROUNDS = 2  # comparisons of a rendering with the original (CHESS_COMPARE_ROUNDS)
@@ -431,22 +429,10 @@ def _setting(ctx: ToolContext, name: str, default: object) -> object:
 def make_chess_position(ctx: ToolContext) -> SafeTool:
     async def chess_position(image: str, question: str) -> ChessReport:
         """Read the chess board in an attached image (by file name) and analyse it with Stockfish: returns the FEN it settled on, the side to move, the best move in SAN and UCI, any forced mate (mate in N) and the principal variation. Put the side to move in `question` (e.g. "Black to move: what move wins?"); without it White is assumed."""
-        try:
-            path = resolve_attachment(ctx, image)
-        except FileRefused as exc:
-            raise ToolError(f"{exc}") from None
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise ToolError(f"{path.name} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
-        if path.stat().st_size > MAX_IMAGE_BYTES:
-            raise ToolError(f"{path.name} is too large ({path.stat().st_size:,} bytes; limit {MAX_IMAGE_BYTES:,})")
-        client = ctx.vision_client  # read at call time: the runner sets it after building the tools
-        if client is None or not client.model_info.get("vision"):
-            raise ToolError(NO_VISION)
+        path = attached_image(ctx, image)
+        client = vision_client(ctx)
         binary = chess_engine.find_stockfish(str(_setting(ctx, "stockfish_path", "")) or None)  # before any model call
-        try:
-            picture, note = await asyncio.to_thread(load_image, path)
-        except ValueError as exc:
-            raise ToolError(f"{path.name} {exc}") from None
+        picture, note = await read_image(path)
         turn, turn_note = side_from_question(question)
         rounds = int(str(_setting(ctx, "chess_compare_rounds", COMPARE_ROUNDS)))
         reading, board, log, confirmed = await read_position(client, ctx, picture, turn, rounds)

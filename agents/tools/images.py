@@ -12,7 +12,7 @@ import asyncio
 from pathlib import Path
 
 from autogen_core import Image as AGImage
-from autogen_core.models import LLMMessage, SystemMessage, UserMessage
+from autogen_core.models import ChatCompletionClient, LLMMessage, SystemMessage, UserMessage
 
 from agents.tools.errors import ToolError
 from agents.tools.files import IMAGE_SUFFIXES
@@ -54,6 +54,37 @@ def load_image(path: Path) -> tuple[AGImage, str]:
     return AGImage.from_pil(picture), note
 
 
+def attached_image(ctx: ToolContext, name: str) -> Path:
+    """The attached file `name` in the question's folder, checked to be an image file of at most
+    MAX_IMAGE_BYTES. Raises ToolError with what the model reads (refused, not an image, too large)."""
+    try:
+        path = resolve_attachment(ctx, name)
+    except FileRefused as exc:
+        raise ToolError(f"{exc}") from None
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ToolError(f"{path.name} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+    if (size := path.stat().st_size) > MAX_IMAGE_BYTES:
+        raise ToolError(f"{path.name} is too large ({size:,} bytes; limit {MAX_IMAGE_BYTES:,})")
+    return path
+
+
+def vision_client(ctx: ToolContext) -> ChatCompletionClient:
+    """The team's vision model, read at call time (the runner sets it after building the tools). Raises
+    ToolError(NO_VISION) when the team has none."""
+    client = ctx.vision_client
+    if client is None or not client.model_info.get("vision"):
+        raise ToolError(NO_VISION)
+    return client
+
+
+async def read_image(path: Path) -> tuple[AGImage, str]:
+    """load_image off the event loop; a file that is not a readable image is a ToolError naming it."""
+    try:
+        return await asyncio.to_thread(load_image, path)
+    except ValueError as exc:
+        raise ToolError(f"{path.name} {exc}") from None
+
+
 @register(
     "describe_image",
     "Ask a vision model of the team a question about an attached image",
@@ -62,21 +93,9 @@ def load_image(path: Path) -> tuple[AGImage, str]:
 def make_describe_image(ctx: ToolContext) -> SafeTool:
     async def describe_image(file: str, question: str) -> str:
         """Look at an attached image (by file name) and answer `question` about it: what is shown, text in it, counts, positions."""
-        try:
-            path = resolve_attachment(ctx, file)
-        except FileRefused as exc:
-            raise ToolError(f"{exc}") from None
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise ToolError(f"{path.name} is not an image file (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})") from None
-        if path.stat().st_size > MAX_IMAGE_BYTES:
-            raise ToolError(f"{path.name} is too large ({path.stat().st_size:,} bytes; limit {MAX_IMAGE_BYTES:,})") from None
-        client = ctx.vision_client  # read at call time: the runner sets it after building the tools
-        if client is None or not client.model_info.get("vision"):
-            raise ToolError(f"{NO_VISION}") from None
-        try:
-            image, note = await asyncio.to_thread(load_image, path)
-        except ValueError as exc:
-            raise ToolError(f"{path.name} {exc}") from None
+        path = attached_image(ctx, file)
+        client = vision_client(ctx)
+        image, note = await read_image(path)
         prompt = question.strip() or "Describe this image in detail."
         messages: list[LLMMessage] = [
             SystemMessage(content=VISION_SYSTEM),
