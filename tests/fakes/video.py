@@ -11,7 +11,7 @@
   yt_dlp/extractor/youtube/_video.py and common.py `_login_hint`); only the live YouTube can show that they
   are what a given server really gets.
 - `FakeGemini`: Gemini's `POST /v1beta/models/{model}:generateContent` in its JSON format.
-- `VideoSettings`: Settings with the VIDEO_* and YTDLP_* fields the tool reads (until config/settings.py has them).
+- `video_settings`: config.settings.Settings with short timeouts, for the VIDEO_* and YTDLP_* cases.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from urllib.parse import urlsplit
 
 from autogen_core import Image as AGImage
 from autogen_core.models import UserMessage
-from pydantic import AliasChoices, Field, SecretStr
 
 from config.settings import Settings
 from tests.fakes.function_model import Call, FunctionModel, Reply, ScriptedModels
@@ -316,33 +315,8 @@ class FakeGemini(FakeWeb):
 
 # --- settings ----------------------------------------------------------------------------------------------
 
-def _env(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
-
-
-class VideoSettings(Settings):
-    """The settings watch_video reads, as proposed for config/settings.py (same names, same defaults)."""
-
-    video_max_seconds: float = Field(1800.0, gt=0, validation_alias=_env("VIDEO_MAX_SECONDS"))
-    video_max_bytes: int = Field(300_000_000, ge=10_000, validation_alias=_env("VIDEO_MAX_BYTES"))
-    video_max_frames: int = Field(32, ge=1, le=256, validation_alias=_env("VIDEO_MAX_FRAMES"))
-    video_frames_per_call: int = Field(8, ge=1, le=64, validation_alias=_env("VIDEO_FRAMES_PER_CALL"))
-    video_frame_step: float = Field(1.0, gt=0, validation_alias=_env("VIDEO_FRAME_STEP"))
-    video_scene_threshold: float = Field(0.3, gt=0, lt=1, validation_alias=_env("VIDEO_SCENE_THRESHOLD"))
-    video_frame_width: int = Field(768, ge=64, le=2048, validation_alias=_env("VIDEO_FRAME_WIDTH"))
-    video_timeout: float = Field(600.0, gt=0, validation_alias=_env("VIDEO_TIMEOUT"))
-    video_gemini_model: str = Field("gemini-3.5-flash", validation_alias=_env("VIDEO_GEMINI_MODEL"))
-    video_gemini_max_bytes: int = Field(70_000_000, ge=1, validation_alias=_env("VIDEO_GEMINI_MAX_BYTES"))
-    ytdlp_cookies_file: Path | None = Field(None, validation_alias=_env("YTDLP_COOKIES_FILE"))
-    ytdlp_proxy: SecretStr | None = Field(None, validation_alias=_env("YTDLP_PROXY"))
-
-
-VIDEO_VARS = tuple(
-    str(choice) for f in VideoSettings.model_fields.values() if f.validation_alias is not None
-    for choice in getattr(f.validation_alias, "choices", []) if str(choice).startswith(("VIDEO_", "YTDLP_"))
-)
 FAST = {"WEB_TIMEOUT": 10.0, "LLM_REQUEST_TIMEOUT": 10.0, "VIDEO_TIMEOUT": 60.0}
 
 
-def video_settings(**overrides: Any) -> VideoSettings:
-    return VideoSettings(_env_file=None, **{**FAST, **overrides})
+def video_settings(**overrides: Any) -> Settings:
+    return Settings(_env_file=None, **{**FAST, **overrides})

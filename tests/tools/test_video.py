@@ -30,7 +30,6 @@ from tests.conftest import skip_or_fail
 from tests.fakes.function_model import Call, Reply, tool
 from tests.fakes.openai_audio import FakeOpenAIAudio
 from tests.fakes.video import (
-    VIDEO_VARS,
     VOICE,
     FakeGemini,
     UpstreamProxy,
@@ -50,14 +49,6 @@ COUNT_Q = "What is the highest number of red squares visible on screen at the sa
 AUDIO_KEY = "sk-test-audio-key-000000"
 GEMINI_KEY = "gemini-test-key-000000"
 YOUTUBE = "https://www.youtube.com/watch?v=AbCdEfGhIjK"
-
-
-@pytest.fixture(autouse=True)
-def _video_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's VIDEO_*/YTDLP_* variables must not change what these tests see (tests/conftest.py clears only
-    the variables config/settings.py already declares)."""
-    for name in VIDEO_VARS:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(autouse=True)
