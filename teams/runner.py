@@ -13,21 +13,19 @@ import contextlib
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autogen_agentchat.messages import SelectSpeakerEvent
-from autogen_core import CancellationToken
 from autogen_core.code_executor import CodeExecutor
 from autogen_core.models import ChatCompletionClient
 from loguru import logger
 
 from agents.tools.registry import ToolCallCache, ToolContext
 from common.text import one_line
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from models.client import ManagedClient
 from models.providers import build_client, prepare_models
 from models.spec import ModelSpec
@@ -40,20 +38,14 @@ from teams.build import BuiltTeam, build_team
 from teams.checks import facts_for_critic
 from teams.code_execution import uses_code, without_code
 from teams.result import Result, StopReason
+from teams.run_setup import ClientFactory as ClientFactory  # re-exported, as before the move
+from teams.run_setup import Question as Question  # re-exported: callers import it from here
+from teams.run_setup import RunSetup
 from teams.schema import TeamConfig, agent_models
 from teams.transcript import Ending, Transcript
 
 STOP_GRACE_S = 5.0  # how long a stopping team may take to unwind before its task is cancelled
 HARD_CANCEL_WAIT_S = 2.0
-
-ClientFactory = Callable[[ModelSpec, str, UsageLedger, CancellationToken], ChatCompletionClient]
-
-
-@dataclass
-class Question:
-    text: str
-    attachments: list[Path] = field(default_factory=list)
-    task_id: str | None = None
 
 
 class _Done:
@@ -75,7 +67,7 @@ def task_text(question: Question) -> str:
     return f"{question.text}\n\nAttached file(s), in the question's folder: {names}"
 
 
-class Run:
+class Run(RunSetup):
     """One question, one team. Iterate `events()` once; call `cancel()` from anywhere to stop it."""
 
     def __init__(
@@ -90,17 +82,10 @@ class Run:
         run_id: str | None = None,
         allow_loopback: bool = False,
     ) -> None:
-        self.question = question if isinstance(question, Question) else Question(question)
-        self.cfg = team
-        self.settings = settings or get_settings()
-        self.run_id = run_id or uuid.uuid4().hex[:8]
-        self.timeout_s = timeout_s or self.settings.question_timeout or team.termination.timeout_seconds
+        super().__init__(question, team, settings=settings, client_factory=client_factory, timeout_s=timeout_s,
+                         run_id=run_id, allow_loopback=allow_loopback)
         self.max_turns = max_turns or self.settings.max_turns or team.termination.max_turns
         self.ledger = UsageLedger()
-        self.abort = CancellationToken()
-        self.result: Result | None = None
-        self._client_factory = client_factory
-        self._allow_loopback = allow_loopback
         self._stop_kind: StopReason | None = None
         self._stop_detail = ""
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -110,7 +95,6 @@ class Run:
         # Why this run has no run_python (no isolated sandbox here, subprocess not opted into); None = it has it.
         self.code_unavailable: str | None = None
         self._staged: list[Path] = []
-        self._log = logger.bind(run_id=self.run_id, question_id=self.question.task_id or "-")
         self.telemetry = RunTelemetry(self.run_id, self.question.task_id, team.name) if setup_tracing() else None
         self.outputs: dict[str, Any] = {}  # tools' structured results by call id, shared with the transcript
         self.transcript = Transcript(team, self.ledger, outputs=self.outputs, question=self.question.text)

@@ -16,28 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
-from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient
-from loguru import logger
 
 from common.text import one_line
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from models.providers import build_client, prepare_models
-from models.spec import ModelSpec
 from models.usage import UsageLedger, total_cost, unknown_prices
 from teams import events as ev
 from teams.result import Attempt, Decision, Proposal, Result, StopReason, TraceEntry, VoteGroup
-from teams.runner import Question, Run
+from teams.run_setup import ClientFactory as ClientFactory  # re-exported, as before the move
+from teams.run_setup import Question, RunSetup
+from teams.runner import Run
 from teams.schema import TeamConfig
 from teams.strategies.adjudicate import Ruling, adjudicate
 from teams.strategies.attempts import PlannedAttempt, plan_attempts
 from teams.strategies.grouping import group_answers, majority
-
-ClientFactory = Callable[[ModelSpec, str, UsageLedger, CancellationToken], ChatCompletionClient]
 
 VOTE_SHARE = 0.9  # of the question's time, for a vote's attempts (the rest: the adjudicator)
 FIRST_SHARE = 0.4  # of the question's time, for escalate's first attempts
@@ -84,7 +80,7 @@ def _attempt_record(planned: PlannedAttempt, result: Result) -> Attempt:
     )
 
 
-class StrategyRun:
+class StrategyRun(RunSetup):
     """One question under `cfg.strategy` (vote or escalate). Iterate `events()` once; `cancel()` from anywhere."""
 
     def __init__(
@@ -101,22 +97,14 @@ class StrategyRun:
     ) -> None:
         if team.strategy.kind == "single":
             raise ValueError(f"team {team.name!r} has strategy 'single': run it with teams.runner.Run")
-        self.question = question if isinstance(question, Question) else Question(question)
-        self.cfg = team
-        self.settings = settings or get_settings()
-        self.run_id = run_id or uuid.uuid4().hex[:8]
-        self.timeout_s = timeout_s or self.settings.question_timeout or team.termination.timeout_seconds
+        super().__init__(question, team, settings=settings, client_factory=client_factory, timeout_s=timeout_s,
+                         run_id=run_id, allow_loopback=allow_loopback)
         self.max_turns = max_turns
         self.ledger = LedgerView()
         self.adjudicator_ledger = UsageLedger()
         self.ledger.ledgers.append(self.adjudicator_ledger)
-        self.abort = CancellationToken()
-        self.result: Result | None = None
         self.runs: dict[int, Run] = {}
-        self._client_factory = client_factory
-        self._allow_loopback = allow_loopback
         self._stopped: tuple[StopReason, str] | None = None
-        self._log = logger.bind(run_id=self.run_id, question_id=self.question.task_id or "-")
 
     # --- control -------------------------------------------------------------------------------------
     def cancel(self, reason: str = "stopped by the user") -> None:
