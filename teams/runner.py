@@ -42,6 +42,7 @@ from teams.run_setup import ClientFactory as ClientFactory  # re-exported, as be
 from teams.run_setup import Question as Question  # re-exported: callers import it from here
 from teams.run_setup import RunSetup
 from teams.schema import TeamConfig, agent_models
+from teams.stop_noise import quiet_expected_stop_errors
 from teams.transcript import Ending, Transcript
 
 STOP_GRACE_S = 5.0  # how long a stopping team may take to unwind before its task is cancelled
@@ -114,6 +115,7 @@ class Run(RunSetup):
             return
         self._stop_kind, self._stop_detail = kind, detail
         self._log.info("stopping run: {} ({})", kind, detail)
+        quiet_expected_stop_errors()  # before the abort: the errors it makes AutoGen log are expected
         if self._built is not None:
             self._built.external.set()
         self.abort.cancel()  # interrupts in-flight model calls, tools and sandbox runs

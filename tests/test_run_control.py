@@ -4,7 +4,10 @@ Each still returns a Result, keeps the best answer proposed so far, and says why
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from agents.tools import registry
 from agents.tools.registry import SafeTool, ToolEntry
 from teams import Question, Run, load_team, solve
 from teams import events as ev
+from teams.stop_noise import StopNoiseFilter
 from tests.conftest import OPENAI_DEFAULT, settings_for
 from tests.fakes.debates import trio as team
 
@@ -184,3 +188,67 @@ async def test_a_consumer_that_stops_listening_stops_the_run(llm_server) -> None
     await stream.aclose()  # e.g. the UI's task was cancelled mid-run
     assert time.monotonic() - started < 3
     assert run.abort.is_cancelled()  # the model call in flight was interrupted, not left running
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def autogen_log() -> Iterator[list[logging.LogRecord]]:
+    """What AutoGen's runtime logger lets through, starting with no stop filter installed (as in a new process)."""
+    runtime = logging.getLogger("autogen_core")
+    before = [f for f in runtime.filters if isinstance(f, StopNoiseFilter)]
+    for f in before:
+        runtime.removeFilter(f)
+    handler = _Records()
+    runtime.addHandler(handler)
+    yield handler.records
+    runtime.removeHandler(handler)
+    for f in [f for f in runtime.filters if isinstance(f, StopNoiseFilter)]:
+        runtime.removeFilter(f)
+    for f in before:
+        runtime.addFilter(f)
+
+
+@pytest.mark.parametrize("during", ["model call", "tool call"])
+async def test_a_stopped_run_logs_no_error_or_traceback(llm_server, extra_tools, autogen_log, during: str) -> None:
+    """Whoever stops a run (the UI's Stop, a cancelled batch, the CLI), AutoGen's aborted handlers, the
+    GroupChatError they broadcast and the queue shut-down are not logged as errors with a traceback."""
+    reached = threading.Event()
+
+    async def slow_lookup(query: str) -> str:
+        reached.set()
+        await asyncio.sleep(60)
+        return "never"
+
+    def slow_reply(_request: object) -> dict[str, object]:
+        reached.set()
+        return {"delay": 30, "content": "late"}
+
+    extra_tools("slow_lookup", slow_lookup)
+    cfg = team()
+    cfg.agents[1].tools = ["slow_lookup"]
+    lookup = {"tool_calls": [{"name": "slow_lookup", "arguments": {"query": "rivers"}}]}
+    script = ({"planner": slow_reply} if during == "model call"
+              else {"planner": ["Look it up.\nNEXT: researcher"], "researcher": [lookup]})
+    run = Run(QUESTION, cfg, settings=settings_for(llm_server(script)))
+
+    async def stop_when_reached() -> None:
+        await asyncio.to_thread(reached.wait, 30)
+        run.cancel()
+
+    stopper = asyncio.create_task(stop_when_reached())
+    async for _ in run.events():
+        pass
+    await stopper
+    await asyncio.sleep(0.5)  # let the runtime finish unwinding: its last errors come after the run's end
+    assert run.result is not None and run.result.stop_reason == "cancelled"
+    errors = [f"{r.getMessage()} ({r.exc_info[1]!r})" if r.exc_info else r.getMessage()
+              for r in autogen_log if r.levelno >= logging.ERROR]
+    assert errors == []

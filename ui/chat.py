@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any
 
 import chainlit as cl
@@ -34,44 +33,6 @@ EVALUATION_ACTION = "run_evaluation"
 EVALUATION_LABEL = "Run the course evaluation"
 STOP_WAIT_S = 30.0  # a stopped run unwinds in a few seconds; never hang the chat on one that does not
 PENDING_FILES = "pending_files"  # files sent without a question: they go with the next one
-
-
-# --- a normal Stop logs no traceback ------------------------------------------------------------------------
-# Stopping a run aborts its model call (models.client.RunAborted) and shuts AutoGen's runtime queue; AutoGen's
-# runtime logs each agent's aborted handler with `logger.error(..., exc_info=True)` ("Error processing publish
-# message for coder_..."), then the GroupChatError it broadcasts, which the other agents' containers do not
-# handle ("Unhandled message in agent container"), then QueueShutDown. All expected on a stop: they are kept
-# at DEBUG, without the traceback. Any other error of an agent is still logged as AutoGen logs it.
-_EXPECTED_ON_STOP = ("RunAborted", "CancelledError", "QueueShutDown")
-
-
-def _expected_on_stop(exc: BaseException | None) -> bool:
-    seen = 0
-    while exc is not None and seen < 10:
-        if type(exc).__name__ in _EXPECTED_ON_STOP:
-            return True
-        if isinstance(exc, ValueError) and "Unhandled message in agent container" in str(exc) and "GroupChatError" in str(exc):
-            return True  # the echo of an agent's error; that error itself is logged on its own
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
-
-
-class StopNoiseFilter(logging.Filter):
-    """On AutoGen's runtime logger: the errors a stop causes by design become one DEBUG line, no traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if record.levelno >= logging.ERROR and _expected_on_stop(exc):
-            logger.debug("expected on a stop: {}: {}", record.getMessage(), f"{type(exc).__name__}: {exc}")
-            return False
-        return True
-
-
-def quiet_expected_stop_errors() -> None:
-    runtime = logging.getLogger("autogen_core")
-    if not any(isinstance(f, StopNoiseFilter) for f in runtime.filters):
-        runtime.addFilter(StopNoiseFilter())
 
 
 def base_settings() -> Settings:
@@ -129,7 +90,6 @@ def login_text() -> str:
 
 
 async def start() -> None:
-    quiet_expected_stop_errors()  # before any run: a question's or the evaluation's
     metrics.session_opened(cl.user_session.get("id"))
     settings = base_settings()
     choices = current_choices()
@@ -261,7 +221,6 @@ async def _hold_files(message: cl.Message) -> None:
 
 async def answer(message: cl.Message) -> None:
     await _wait_previous_run()
-    quiet_expected_stop_errors()
     if refusal := login_refusal("ask a question"):
         await cl.Message(content=refusal).send()
         return
