@@ -12,7 +12,6 @@ from autogen_agentchat.messages import TextMessage, ToolCallExecutionEvent
 from autogen_core import CancellationToken
 from autogen_core.models import FunctionExecutionResult
 
-import agents.tools.calculator as calculator_module
 from agents.tools.errors import ToolError, ToolFailed
 from agents.tools.registry import REPEAT_NOTE_PREFIX, SafeTool, ToolCallCache, ToolContext, build_tools
 from config.settings import Settings
@@ -20,7 +19,7 @@ from teams import events as ev
 from teams import load_team
 from teams.result import Result
 from teams.schema import GuardsSpec, TeamConfig
-from teams.termination import RunGuards, review_verdict
+from teams.termination import RunGuards
 from tests.fakes.debates import (
     critic_agrees_in_prose,
     forever,
@@ -30,21 +29,8 @@ from tests.fakes.debates import (
     turns,
 )
 from tests.fakes.function_model import ScriptedModels, tool
-
-
-@pytest.fixture
-def calculator_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every expression the calculator really evaluated."""
-    ran: list[str] = []
-    real = calculator_module.calculate
-
-    def counting(expression: str) -> str:
-        ran.append(expression)
-        return real(expression)
-
-    monkeypatch.setattr(calculator_module, "calculate", counting)
-    return ran
-
+from tests.guard_helpers import calculator_runs as calculator_runs  # a fixture: pytest finds it here
+from tests.guard_helpers import verdict_of
 
 # --- the two measured stalls (issue 13), on the shipped debate team ---------------------------------------
 
@@ -259,8 +245,7 @@ def test_a_cached_repeat_is_not_new_evidence() -> None:
     ],
 )
 def test_how_a_review_is_read(review: str, verdict: str | None) -> None:
-    assert review_verdict(review, answer_marker="FINAL ANSWER:", approval_marker="APPROVED",
-                          rejection_marker="REJECTED") == verdict
+    assert verdict_of(review) == verdict
 
 
 async def test_not_approved_is_a_rejection_and_never_ends_the_run() -> None:

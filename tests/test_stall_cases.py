@@ -11,13 +11,12 @@ import pytest
 from autogen_agentchat.messages import TextMessage, ToolCallExecutionEvent
 from autogen_core.models import FunctionExecutionResult
 
-import agents.tools.calculator as calculator_module
 from teams import events as ev
 from teams import load_team
 from teams.answer import find_answers
 from teams.schema import GuardsSpec
 from teams.selection import RuleSelector
-from teams.termination import RunGuards, review_verdict
+from teams.termination import RunGuards
 from tests.fakes.debates import (
     THINK_DRAFT,
     RawArgumentModels,
@@ -34,22 +33,10 @@ from tests.fakes.debates import (
     turns,
 )
 from tests.fakes.function_model import ScriptedModels
+from tests.guard_helpers import calculator_runs as calculator_runs  # a fixture: pytest finds it here
+from tests.guard_helpers import verdict_of
 
 GUARDED_CALL_LIMIT = 20  # issue 13: no stall case costs more model calls than this with the guards on
-
-
-@pytest.fixture
-def calculator_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every expression the calculator really evaluated."""
-    ran: list[str] = []
-    real = calculator_module.calculate
-
-    def counting(expression: str) -> str:
-        ran.append(expression)
-        return real(expression)
-
-    monkeypatch.setattr(calculator_module, "calculate", counting)
-    return ran
 
 
 # --- every case, as the bench runs it -----------------------------------------------------------------------
@@ -192,8 +179,7 @@ def test_answers_inside_reasoning_blocks_are_not_read(text: str, answers: list[s
     ],
 )
 def test_verdicts_inside_reasoning_blocks_are_not_read(review: str, verdict: str | None) -> None:
-    assert review_verdict(review, answer_marker="FINAL ANSWER:", approval_marker="APPROVED",
-                          rejection_marker="REJECTED") == verdict
+    assert verdict_of(review) == verdict
 
 
 def test_a_handoff_inside_a_think_block_is_not_read() -> None:

@@ -25,12 +25,12 @@ from agents.tools.errors import ToolError
 from config.settings import Settings
 from teams import Run
 from teams import events as ev
-from teams.loader import parse_team
 from teams.runner import Question
 from tests.conftest import skip_or_fail
 from tests.fakes.chess import BoardReader, board_png, is_board_call, reading_of, with_squares
 from tests.fakes.function_model import Call, FunctionModel, ScriptedModels, tool
 from tests.tools.conftest import call, tool_settings
+from tests.tools.media_fixtures import researcher_team
 
 # Black to move; Rb1 is the only mate (the white knight on c4 cannot reach the first rank).
 MATE_IN_ONE = "1r4k1/5ppp/8/8/2N5/8/5PPP/6K1 b - - 0 1"
@@ -324,20 +324,6 @@ async def test_the_engine_has_no_network_where_the_host_allows_it(tmp_path) -> N
 
 # --- a scripted debate answers a mate-in-one board -----------------------------------------------------------
 
-def _team():
-    return parse_team({
-        "name": "chess-trio",
-        "agents": [
-            {"name": "planner", "role": "planner"},
-            {"name": "researcher", "role": "researcher", "tools": ["chess_position"]},
-            {"name": "critic", "role": "critic"},
-        ],
-        "selection": {"mode": "rules", "first": "planner", "reviewer": "critic",
-                      "default_next": {"planner": "researcher", "researcher": "planner", "critic": "planner"}},
-        "termination": {"approver": "critic"},
-    })
-
-
 async def test_a_scripted_debate_answers_a_mate_in_one_board(tmp_path, stockfish) -> None:
     image = board_png(tmp_path / "position.png", MATE_IN_ONE)
     truth = reading_of(MATE_IN_ONE)
@@ -364,8 +350,8 @@ async def test_a_scripted_debate_answers_a_mate_in_one_board(tmp_path, stockfish
         "researcher": [tool("chess_position", image="position.png", question=QUESTION), researcher_reports],
         "critic": [critic_approves],
     }, vision=True)
-    r = Run(Question(QUESTION, attachments=[image]), _team(), settings=Settings(_env_file=None),
-            client_factory=models.factory)
+    team = researcher_team("chess-trio", "chess_position")
+    r = Run(Question(QUESTION, attachments=[image]), team, settings=Settings(_env_file=None), client_factory=models.factory)
     events = [e async for e in r.events()]
     models.assert_complete()
     assert r.result is not None and r.result.answer == "Rb1#" and r.result.approved, r.result

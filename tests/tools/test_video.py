@@ -25,7 +25,6 @@ from agents.tools.registry import SafeTool, build_tools
 from models.usage import UsageLedger
 from teams import Run
 from teams import events as ev
-from teams.loader import parse_team
 from tests.conftest import skip_or_fail
 from tests.fakes.function_model import Call, Reply, tool
 from tests.fakes.openai_audio import FakeOpenAIAudio
@@ -44,6 +43,7 @@ from tests.fakes.video import (
 )
 from tests.tools import documents
 from tests.tools.conftest import call
+from tests.tools.media_fixtures import researcher_team
 
 COUNT_Q = "What is the highest number of red squares visible on screen at the same time?"
 AUDIO_KEY = "sk-test-audio-key-000000"
@@ -492,20 +492,6 @@ def _alive(pid: int) -> bool:
 
 # --- a scripted debate --------------------------------------------------------------------------------------
 
-def _team():
-    return parse_team({
-        "name": "watchers",
-        "agents": [
-            {"name": "planner", "role": "planner"},
-            {"name": "researcher", "role": "researcher", "tools": ["watch_video"]},
-            {"name": "critic", "role": "critic"},
-        ],
-        "selection": {"mode": "rules", "first": "planner", "reviewer": "critic",
-                      "default_next": {"planner": "researcher", "researcher": "planner", "critic": "planner"}},
-        "termination": {"approver": "critic"},
-    })
-
-
 async def test_a_scripted_debate_answers_a_counting_question_about_the_generated_video(site) -> None:
     import re
 
@@ -533,7 +519,8 @@ async def test_a_scripted_debate_answers_a_counting_question_about_the_generated
         "researcher": [researcher] * 6,
         "critic": [critic],
     }, seeing={"researcher"})
-    r = Run(question, _team(), settings=video_settings(), client_factory=models.factory, allow_loopback=True)
+    team = researcher_team("watchers", "watch_video")
+    r = Run(question, team, settings=video_settings(), client_factory=models.factory, allow_loopback=True)
     events = [e async for e in r.events()]
     assert r.result is not None
     assert r.result.answer == "3" and r.result.approved, (r.result.stop_reason, r.result.stop_detail)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -212,6 +213,13 @@ def scratch_dir(prefix: str = "roundtable-ui-") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def stop_all(*servers: Any) -> None:
+    """Stop the app and the fake servers of a browser stack, in order (None: one that never started)."""
+    for server in servers:
+        if server is not None:
+            server.stop()
+
+
 # --- the browser ---------------------------------------------------------------------------------------------
 def chromium_missing() -> str | None:
     if not Path(CHROMIUM).exists():
@@ -276,6 +284,44 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
             return True
         time.sleep(interval)
     return predicate()
+
+
+def evaluation_table(page: Any, url: str, timeout_ms: int = 120_000) -> Any:
+    """Open the chat, run the course evaluation and wait for its table."""
+    from playwright.sync_api import expect
+
+    open_chat(page, url)
+    page.get_by_role("button", name="Run the course evaluation").click()
+    table = page.locator(".step").filter(has_text="Evaluation finished")
+    expect(table).to_be_visible(timeout=timeout_ms)
+    return table
+
+
+# --- the README's screenshots (tests/ui/screenshots.py, screenshots_replay.py) --------------------------------
+SHOT_WIDTH = 1280
+SHOT_MARGIN = 24
+
+
+def shoot_span(page: Any, top: Any, bottom: Any, path: Path) -> None:
+    """Save the part of the page from `top` to `bottom` where they stand now (scroll them into place first)."""
+    a, b = top.bounding_box(), bottom.bounding_box()
+    y0 = max(0, a["y"] - SHOT_MARGIN)
+    y1 = b["y"] + b["height"] + SHOT_MARGIN
+    x0 = max(0, min(a["x"], b["x"]) - 120)
+    page.screenshot(path=str(path), clip={"x": x0, "y": y0, "width": min(SHOT_WIDTH - x0, 1000), "height": y1 - y0})
+    print(f"wrote {path}")
+
+
+def screenshots_main(doc: str, take: Callable[[Path], None], argv: list[str] | None = None) -> int:
+    """The command line of a screenshot script: `--out DIR` (default docs); exit 2 without the browser."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    args = parser.parse_args(argv)
+    if reason := chromium_missing():
+        print(f"cannot take screenshots: {reason}", file=sys.stderr)
+        return 2
+    take(args.out)
+    return 0
 
 
 # --- a client that skips the page's own script ----------------------------------------------------------------

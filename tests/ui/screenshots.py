@@ -7,7 +7,6 @@ API; nothing leaves 127.0.0.1).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,20 +15,22 @@ from tests.fakes.hf_hub import FakeHub
 from tests.fakes.scoring_api import ScoringServer
 from tests.ui import scenarios as sc
 from tests.ui.harness import (
+    SHOT_WIDTH,
     ChainlitApp,
     app_env,
     ask,
-    chromium_missing,
+    evaluation_table,
     final_answers,
     launch,
     new_context,
     open_chat,
     scratch_dir,
+    screenshots_main,
+    shoot_span,
+    stop_all,
 )
 
 HF_TOKEN = "hf_screenshotTOKEN0123456"
-WIDTH = 1280
-MARGIN = 24
 
 
 def _shoot(page: Any, top: Any, bottom: Any, path: Path) -> None:
@@ -40,12 +41,7 @@ def _shoot(page: Any, top: Any, bottom: Any, path: Path) -> None:
         const s = getComputedStyle(el).overflowY;
         if ((s === 'auto' || s === 'scroll') && el.scrollHeight > el.clientHeight) el.scrollTop = 0; } }""")
     page.wait_for_timeout(200)
-    a, b = top.bounding_box(), bottom.bounding_box()
-    y0 = max(0, a["y"] - MARGIN)
-    y1 = b["y"] + b["height"] + MARGIN
-    x0 = max(0, min(a["x"], b["x"]) - 120)
-    page.screenshot(path=str(path), clip={"x": x0, "y": y0, "width": min(WIDTH - x0, 1000), "height": y1 - y0})
-    print(f"wrote {path}")
+    shoot_span(page, top, bottom, path)
 
 
 def _shoot_phone(page: Any, target: Any, path: Path) -> None:
@@ -71,7 +67,7 @@ def take(out: Path) -> None:
             app.start()
             with sync_playwright() as pw:
                 browser = launch(pw)
-                context = new_context(browser, viewport={"width": WIDTH, "height": 3600}, device_scale_factor=1)
+                context = new_context(browser, viewport={"width": SHOT_WIDTH, "height": 3600}, device_scale_factor=1)
                 page = context.new_page()
 
                 open_chat(page, app.url)
@@ -84,7 +80,7 @@ def take(out: Path) -> None:
                 _shoot(page, question, answer, out / "debate.png")
 
                 # speakers and verdicts: each agent's avatar and colour, the badges, the proposals in the answer
-                page = new_context(browser, viewport={"width": WIDTH, "height": 3600}, device_scale_factor=1).new_page()
+                page = new_context(browser, viewport={"width": SHOT_WIDTH, "height": 3600}, device_scale_factor=1).new_page()
                 open_chat(page, app.url)
                 ask(page, sc.SPEAKERS_QUESTION)
                 answer = final_answers(page).first
@@ -105,32 +101,19 @@ def take(out: Path) -> None:
                 _shoot_phone(phone, critic, out / "phone.png")
 
                 # the task list is a side panel at the top: a normal-sized window shows it with the table
-                page = new_context(browser, viewport={"width": WIDTH, "height": 1120}).new_page()
-                open_chat(page, app.url)
-                page.get_by_role("button", name="Run the course evaluation").click()
-                table = page.locator(".step").filter(has_text="Evaluation finished")
-                expect(table).to_be_visible(timeout=90_000)
+                page = new_context(browser, viewport={"width": SHOT_WIDTH, "height": 1120}).new_page()
+                evaluation_table(page, app.url, timeout_ms=90_000)
                 expect(page.locator(".tasklist").first).to_contain_text("Evaluation finished")
                 page.wait_for_timeout(600)
                 page.screenshot(path=str(out / "evaluation.png"))
                 print(f"wrote {out / 'evaluation.png'}")
                 browser.close()
         finally:
-            app.stop()
-            llm.stop()
-            scoring.stop()
-            hub.stop()
+            stop_all(app, llm, scoring, hub)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs"))
-    args = parser.parse_args(argv)
-    if reason := chromium_missing():
-        print(f"cannot take screenshots: {reason}", file=sys.stderr)
-        return 2
-    take(args.out)
-    return 0
+    return screenshots_main(__doc__, take, argv)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,6 @@ scripted model, the local scoring API, two real `submit.py run` run dirs; nothin
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,15 +13,23 @@ from typing import Any
 from tests.fakes.hf_hub import FakeHub
 from tests.fakes.scoring_api import ScoringServer
 from tests.fakes.scripted_llm import ScriptedLLM
-from tests.ui.harness import chromium_missing, launch, new_context, open_chat, scratch_dir
-from tests.ui.screenshots import MARGIN, WIDTH
+from tests.ui.harness import (
+    SHOT_WIDTH,
+    evaluation_table,
+    launch,
+    new_context,
+    scratch_dir,
+    screenshots_main,
+    shoot_span,
+    stop_all,
+)
 from tests.ui.test_browser_replay_compare import (
     HF_TOKEN,
     Q_CODE,
     QUESTIONS,
     SPACE_ID,
     TRUTH,
-    _cli,
+    cli_run_dirs,
     respond,
     start_app,
 )
@@ -35,22 +41,7 @@ def _shoot(page: Any, top: Any, bottom: Any, path: Path) -> None:
     page.wait_for_timeout(400)
     top.evaluate("(e) => e.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(300)
-    a, b = top.bounding_box(), bottom.bounding_box()
-    y0 = max(0, a["y"] - MARGIN)
-    y1 = b["y"] + b["height"] + MARGIN
-    x0 = max(0, min(a["x"], b["x"]) - 120)
-    page.screenshot(path=str(path), clip={"x": x0, "y": y0, "width": min(WIDTH - x0, 1000), "height": y1 - y0})
-    print(f"wrote {path}")
-
-
-def _evaluation(page: Any, url: str) -> Any:
-    from playwright.sync_api import expect
-
-    open_chat(page, url)
-    page.get_by_role("button", name="Run the course evaluation").click()
-    table = page.locator(".step").filter(has_text="Evaluation finished")
-    expect(table).to_be_visible(timeout=120_000)
-    return table
+    shoot_span(page, top, bottom, path)
 
 
 def take(out: Path) -> None:
@@ -64,16 +55,12 @@ def take(out: Path) -> None:
         runs = root / "runs"
         app = None
         try:
-            _cli(root, llm, scoring, "run", "--team", "teams/debate.yaml", "--run-dir", str(runs / "cli-debate"))
-            _cli(root, llm, scoring, "run", "--team", "teams/solo.yaml", "--run-dir", str(runs / "cli-solo"))
-            labels = root / "labels.jsonl"
-            labels.write_text("".join(json.dumps({"task_id": t, "final_answer": a}) + "\n" for t, a in TRUTH.items()))
-            _cli(root, llm, scoring, "eval", "--run-dir", str(runs / "cli-debate"), str(runs / "cli-solo"), "--labels", str(labels))
+            cli_run_dirs(root, llm, scoring, runs)
             app = start_app(root / "app", llm, scoring, hub, runs, SPACE_ID=SPACE_ID)
             with sync_playwright() as pw:
                 browser = launch(pw)
-                page = new_context(browser, viewport={"width": WIDTH, "height": 3600}, device_scale_factor=1).new_page()
-                table = _evaluation(page, app.url)
+                page = new_context(browser, viewport={"width": SHOT_WIDTH, "height": 3600}, device_scale_factor=1).new_page()
+                table = evaluation_table(page, app.url)
                 table.get_by_role("button", name="Replays of past runs").click()
                 page.locator(".step").filter(has_text="(newest first)").last.get_by_role("button", name="cli-debate · debate").click()
                 page.locator(".step").filter(has_text="Run dir cli-debate").last.get_by_role(
@@ -85,8 +72,8 @@ def take(out: Path) -> None:
                     page.locator(f'[id^="step-{name}"]').last.click()
                 _shoot(page, header, final, out / "replay.png")
 
-                page = new_context(browser, viewport={"width": WIDTH, "height": 3600}, device_scale_factor=1).new_page()
-                table = _evaluation(page, app.url)
+                page = new_context(browser, viewport={"width": SHOT_WIDTH, "height": 3600}, device_scale_factor=1).new_page()
+                table = evaluation_table(page, app.url)
                 table.get_by_role("button", name="Compare run dirs").click()
                 pick = page.locator(".step").filter(has_text="Pick the run dirs to compare").last
                 pick.get_by_role("button", name="＋ cli-debate · debate").click()
@@ -103,22 +90,11 @@ def take(out: Path) -> None:
                 _shoot(page, view, view, out / "compare.png")
                 browser.close()
         finally:
-            if app is not None:
-                app.stop()
-            llm.stop()
-            scoring.stop()
-            hub.stop()
+            stop_all(app, llm, scoring, hub)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs"))
-    args = parser.parse_args(argv)
-    if reason := chromium_missing():
-        print(f"cannot take screenshots: {reason}", file=sys.stderr)
-        return 2
-    take(args.out)
-    return 0
+    return screenshots_main(__doc__, take, argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,15 @@ import pytest
 from tests.fakes.hf_hub import FakeHub
 from tests.fakes.scoring_api import ScoringServer
 from tests.fakes.scripted_llm import RecordedRequest, ScriptedLLM
-from tests.ui.harness import FAKE_KEY, REPO, ChainlitApp, app_env, last_tool_output, open_chat
+from tests.ui.harness import (
+    FAKE_KEY,
+    REPO,
+    ChainlitApp,
+    app_env,
+    evaluation_table,
+    last_tool_output,
+    stop_all,
+)
 
 try:
     from playwright.sync_api import expect
@@ -115,6 +123,15 @@ def start_app(root: Path, llm: ScriptedLLM, scoring: ScoringServer, hub: FakeHub
     return ChainlitApp(env, root).start()
 
 
+def cli_run_dirs(root: Path, llm: ScriptedLLM, scoring: ScoringServer, runs: Path) -> None:
+    """Two run dirs made by `submit.py run` (runs/cli-debate, runs/cli-solo), both scored by `submit.py eval`."""
+    _cli(root, llm, scoring, "run", "--team", "teams/debate.yaml", "--run-dir", str(runs / "cli-debate"))
+    _cli(root, llm, scoring, "run", "--team", "teams/solo.yaml", "--run-dir", str(runs / "cli-solo"))
+    labels = root / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"task_id": t, "final_answer": a}) + "\n" for t, a in TRUTH.items()))
+    _cli(root, llm, scoring, "eval", "--run-dir", str(runs / "cli-debate"), str(runs / "cli-solo"), "--labels", str(labels))
+
+
 @pytest.fixture(scope="module")
 def stack(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("ui-replay")
@@ -124,27 +141,11 @@ def stack(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     runs = root / "runs"
     app: ChainlitApp | None = None
     try:
-        _cli(root, llm, scoring, "run", "--team", "teams/debate.yaml", "--run-dir", str(runs / "cli-debate"))
-        _cli(root, llm, scoring, "run", "--team", "teams/solo.yaml", "--run-dir", str(runs / "cli-solo"))
-        labels = root / "labels.jsonl"
-        labels.write_text("".join(json.dumps({"task_id": t, "final_answer": a}) + "\n" for t, a in TRUTH.items()))
-        _cli(root, llm, scoring, "eval", "--run-dir", str(runs / "cli-debate"), str(runs / "cli-solo"), "--labels", str(labels))
+        cli_run_dirs(root, llm, scoring, runs)
         app = start_app(root / "app-a", llm, scoring, hub, runs, SPACE_ID=SPACE_ID)
         yield Stack(llm, scoring, hub, root, runs, app)
     finally:
-        if app is not None:
-            app.stop()
-        llm.stop()
-        scoring.stop()
-        hub.stop()
-
-
-def evaluation_table(page: Any, url: str) -> Any:
-    open_chat(page, url)
-    page.get_by_role("button", name="Run the course evaluation").click()
-    table = page.locator(".step").filter(has_text="Evaluation finished")
-    expect(table).to_be_visible(timeout=120_000)
-    return table
+        stop_all(app, llm, scoring, hub)
 
 
 def steps(root: Any, kind: str, prefix: str) -> Any:
