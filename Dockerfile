@@ -34,13 +34,16 @@ WORKDIR /home/user/app
 
 # An index of your own: --build-arg PIP_INDEX_URL=... (empty means PyPI).
 ARG PIP_INDEX_URL=
+# Optional extras of pyproject.toml, space-separated: `--build-arg EXTRAS=ray` for an image that serves as a
+# Ray head or worker (deploy/k8s's RayJob); a Space needs none.
+ARG EXTRAS=
 COPY --chown=user pyproject.toml ./
 # Dependencies in their own layer: it is rebuilt only when pyproject.toml changes, not on every code edit.
 # pip trusts the system's CA store (so a base that trusts a TLS-intercepting proxy works, as CI's does).
 RUN set -eux; \
     [ -n "$PIP_INDEX_URL" ] || unset PIP_INDEX_URL; \
     export PIP_CERT=/etc/ssl/certs/ca-certificates.crt; \
-    python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt; \
+    python3 -c "import sys, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + [d for e in sys.argv[1:] for d in p['optional-dependencies'][e]]))" $EXTRAS > /tmp/requirements.txt; \
     pip install -r /tmp/requirements.txt; \
     pip check; \
     rm -f /tmp/requirements.txt

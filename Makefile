@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) bench/overhead.py
 	$(PY) bench/sandbox.py
 	$(PY) bench/batch.py
+	$(PY) bench/ray_batch.py
 	$(PY) bench/ui_latency.py
 
 # PNGs of a debate and of the evaluation table for the README, from the browser test harness (needs

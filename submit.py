@@ -1,7 +1,8 @@
 """The Agents Course evaluation from a terminal (or a Space job): questions, run, eval, submit.
 
     python submit.py questions                          # the current questions and where their files are
-    python submit.py run [--team teams/debate.yaml] [--concurrency 4] [--only TASK_ID ...] [--run-dir DIR]
+    python submit.py run [--team teams/debate.yaml] [--concurrency 4] [--only TASK_ID ...] [--run-dir DIR] [--ray [ADDR]]
+    python submit.py sweep --team debate --team vote --attempts 3 [--ray [ADDR]] [--sweep-dir DIR]   # teams x attempts
     python submit.py eval --run-dir DIR [DIR ...] --labels FILE.jsonl   # several: accuracy per strategy
     python submit.py compare DIR DIR [DIR ...] --labels FILE.jsonl [--out DIR]   # side by side, bootstrap CIs
     python submit.py submit --run-dir DIR               # a dry run: the payload and who it would be sent as
@@ -141,6 +142,86 @@ async def cmd_questions(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- live runs (run and sweep) ------------------------------------------------------------------------
+def show_status(out: Console, label: str, status: Any) -> None:
+    where = f"[{label}] " if label else ""
+    if status.state == "done":
+        out.print(Text.assemble(("✓ ", "green"), f"{where}{status.task_id}: {status.answer!r}",
+                                (f"  {status.duration_s:.1f}s", "dim")))
+    elif status.state == "failed":
+        out.print(Text.assemble(("✗ ", "red"), f"{where}{status.task_id}: {status.error}"))
+
+
+async def run_interruptible(start: Any, cancel: Any, live: Any, resume: str, where: str) -> Any:
+    """Await `start()`; the first Ctrl-C (or SIGTERM) calls `cancel` (running questions stop, finished answers
+    are kept), a second one quits at once. None when quit that way."""
+    interrupted = {"count": 0}
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+
+    def on_signal() -> None:
+        interrupted["count"] += 1
+        if interrupted["count"] == 1:
+            live.console.print(Text("stopping: running questions are cancelled, finished answers are saved "
+                                    "(press Ctrl-C again to quit at once)", style="yellow"))
+            cancel()
+        else:
+            main_task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover  (Windows)
+            pass
+    try:
+        return await start()
+    except asyncio.CancelledError:
+        live.stop()
+        err.print(f"interrupted; finished answers are in {where}. Resume with `{resume}`")
+        return None
+
+
+def provider_caps(settings: Any, args: argparse.Namespace) -> dict[str, int]:
+    """ROUNDTABLE_PROVIDER_CAPS, with --provider-cap on top."""
+    from models.gate import CapsError, parse_caps
+
+    try:
+        return {**parse_caps(settings.provider_caps), **parse_caps(getattr(args, "provider_cap", None))}
+    except CapsError as exc:
+        raise CliError(f"--provider-cap: {exc}") from None
+
+
+async def start_pool(args: argparse.Namespace, settings: Any, teams: list[dict[str, Any]]) -> Any:
+    """With --ray, the cluster's solvers (checked to run `teams` as this process would); without, None, and
+    the provider caps apply to this process."""
+    from models import gate
+
+    caps = provider_caps(settings, args)
+    if args.ray is None:
+        gate.install(gate.LocalGate(caps) if caps else None)
+        return None
+    from evaluation.distributed.pool import PoolError, SolverPool
+
+    pool = SolverPool(args.ray or None, solvers=args.solvers, concurrency=args.concurrency, caps=caps,
+                      retries=args.retries)
+    console.print(f"Connecting to Ray ({args.ray or 'RAY_ADDRESS, a cluster on this machine, or a new local one'}) …")
+    try:
+        await pool.start(teams)
+    except PoolError as exc:
+        await pool.shutdown()
+        raise CliError(str(exc)) from None
+    hosts = sorted({m.host for m in pool.members})
+    sandboxes = sorted({m.sandbox for m in pool.members})
+    console.print(f"Ray: {len(pool.members)} solver(s) on {len(hosts)} host(s) ({', '.join(hosts)}) · "
+                  f"run_python sandbox: {', '.join(sandboxes)}"
+                  + (f" · provider caps {', '.join(f'{k}={v}' for k, v in caps.items())} across the cluster" if caps else ""))
+    if any(s == "none" or "NOT isolated" in s for s in sandboxes):
+        warn(["a Ray worker has no isolated sandbox: its questions run without run_python (or unisolated, if "
+              "allowed); give workers Docker, bubblewrap or the wasm runtime (the app image has it)"])
+    return pool
+
+
 # --- run ----------------------------------------------------------------------------------------------
 async def cmd_run(args: argparse.Namespace) -> int:
     from rich.live import Live
@@ -150,6 +231,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     from evaluation.store import RUN_LOG, RunDirError, RunStore, new_run_dir
 
     settings = load_settings()
+    provider_caps(settings, args)  # a cap that does not parse is said before anything is fetched
     run_dir: Path = args.run_dir or new_run_dir(Path("runs"))
     resume = args.run_dir is not None and RunStore.is_run_dir(run_dir)
     team = args.team
@@ -204,42 +286,25 @@ async def cmd_run(args: argparse.Namespace) -> int:
         progress.update(status)
         if status.started is None:  # answered in an earlier session, or not started yet
             return
-        if status.state == "done":
-            live.console.print(Text.assemble(("✓ ", "green"), f"{status.task_id}: {status.answer!r}",
-                                             (f"  {status.duration_s:.1f}s", "dim")))
-        elif status.state == "failed":
-            live.console.print(Text.assemble(("✗ ", "red"), f"{status.task_id}: {status.error}"))
+        show_status(live.console, "", status)
 
-    interrupted = {"count": 0}
-
-    def on_signal() -> None:
-        interrupted["count"] += 1
-        if interrupted["count"] == 1:
-            live.console.print(Text("stopping: running questions are cancelled, finished answers are saved "
-                                    "(press Ctrl-C again to quit at once)", style="yellow"))
-            batch.cancel()
-        elif main_task is not None:
-            main_task.cancel()
-
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover  (Windows)
-            pass
-    with Live(progress, console=console, refresh_per_second=4, transient=True) as live:
-        try:
-            statuses = await batch.run(selected, on_update=on_update)
-        except BatchError as exc:
-            raise CliError(str(exc)) from None
-        except asyncio.CancelledError:
-            live.stop()
-            err.print(f"interrupted; finished answers are in {run_dir}/answers.jsonl. Resume with "
-                      f"`python submit.py run --run-dir {run_dir}`")
-            return EXIT_INTERRUPTED
+    pool = await start_pool(args, settings, [{"config": batch.cfg.model_dump(mode="json"), "models": batch.models}])
+    batch.pool = pool
+    try:
+        with Live(progress, console=console, refresh_per_second=4, transient=True) as live:
+            try:
+                statuses = await run_interruptible(lambda: batch.run(selected, on_update=on_update), batch.cancel,
+                                                   live, f"python submit.py run --run-dir {run_dir}", f"{run_dir}/answers.jsonl")
+            except BatchError as exc:
+                raise CliError(str(exc)) from None
+            if statuses is None:
+                return EXIT_INTERRUPTED
+    finally:
+        if pool is not None:
+            await pool.shutdown()
     print_run_summary(run_dir, statuses, progress)
+    if pool is not None and pool.reruns:
+        console.print(f"{pool.reruns} question-attempt(s) were sent again after their Ray worker was lost.")
     if batch.cancelled:
         return EXIT_INTERRUPTED
     return EXIT_OK if all(s.state == "done" for s in statuses) else EXIT_ERROR
@@ -261,6 +326,103 @@ def print_run_summary(run_dir: Path, statuses: list[Any], progress: Any) -> None
         console.print(f"{len(failed)} question(s) without an answer: run `python submit.py run --run-dir {run_dir}` to retry them.")
     console.print(f"Next: `python submit.py eval --run-dir {run_dir} --labels FILE.jsonl` or "
                   f"`python submit.py submit --run-dir {run_dir}`")
+
+
+# --- sweep --------------------------------------------------------------------------------------------
+async def cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.live import Live
+
+    from evaluation.api import ScoringAPIError
+    from evaluation.batch import BatchProgress
+    from evaluation.store import RUN_LOG
+    from evaluation.sweep import Sweep, SweepError
+
+    settings = load_settings()
+    provider_caps(settings, args)
+    sweep_dir: Path = args.sweep_dir or Path("sweeps") / new_stamp()
+    try:
+        sweep = Sweep(sweep_dir, settings=settings, teams=args.team, attempts=args.attempts,
+                      concurrency=args.concurrency, timeout_s=args.timeout)
+    except SweepError as exc:
+        raise CliError(str(exc)) from None
+    warn(sweep.notes)
+    setup_logs(settings)
+    tasks = sweep.tasks()
+    if tasks:
+        console.print(f"Resuming {sweep_dir}: {len(tasks)} questions saved in it (the scoring API is not asked again).")
+    else:
+        api = scoring_api(settings, args)
+        try:
+            tasks = await api.questions()
+        except ScoringAPIError as exc:
+            raise CliError(f"{exc}\nNothing was run.") from None
+        warn(api.last_problems)
+    selected = tasks
+    if args.only:
+        unknown = [t for t in args.only if t not in {t.task_id for t in tasks}]
+        if unknown:
+            raise CliError(f"--only: unknown task id(s) {', '.join(unknown)}; `python submit.py questions` lists them")
+        selected = [t for t in tasks if t.task_id in set(args.only)]
+    try:
+        sweep.prepare(tasks)
+    except SweepError as exc:
+        raise CliError(str(exc)) from None
+    setup_logs(settings, sweep_dir / RUN_LOG)
+    labels = [label for label, _ in sweep.batches]
+    console.print(f"Sweep dir {sweep_dir} · {len(labels)} run dirs ({', '.join(labels)}) · {len(selected)} questions each · "
+                  f"concurrency {sweep.concurrency} · {sweep.timeout_s:g}s per question")
+    done = sweep.done(selected)
+    if done:
+        console.print(f"{done} question-attempt(s) already answered in {sweep_dir} are skipped.")
+    progress = BatchProgress(len(selected) * len(labels))
+
+    def on_update(label: str, status: Any) -> None:
+        progress.update(status, key=f"{label}/{status.task_id}", label=label)
+        if status.started is not None:
+            show_status(live.console, label, status)
+
+    pool = await start_pool(args, settings, sweep.teams)
+    sweep.set_pool(pool)
+    try:
+        with Live(progress, console=console, refresh_per_second=4, transient=True) as live:
+            try:
+                results = await run_interruptible(lambda: sweep.run(selected, on_update=on_update), sweep.cancel, live,
+                                                  f"python submit.py sweep --sweep-dir {sweep_dir}", str(sweep_dir))
+            except SweepError as exc:
+                raise CliError(str(exc)) from None
+            if results is None:
+                return EXIT_INTERRUPTED
+    finally:
+        if pool is not None:
+            await pool.shutdown()
+    table = Table(title=f"Sweep {sweep_dir}")
+    for col in ("run dir", "done", "failed", "time", "tokens", "cost"):
+        table.add_column(col)
+    from models.usage import total_cost
+
+    for label, statuses in results.items():
+        table.add_row(label, str(sum(s.state == "done" for s in statuses)), str(sum(s.state == "failed" for s in statuses)),
+                      f"{sum(s.duration_s for s in statuses):.1f}s",
+                      str(sum(s.prompt_tokens + s.completion_tokens for s in statuses)), format_cost(total_cost(statuses)))
+    console.print(table)
+    console.print(progress.summary_line())
+    if pool is not None and pool.reruns:
+        console.print(f"{pool.reruns} question-attempt(s) were sent again after their Ray worker was lost.")
+    dirs = " ".join(str(d) for d in sweep.run_dirs)
+    failed = sum(s.state != "done" for statuses in results.values() for s in statuses)
+    if failed:
+        console.print(f"{failed} question-attempt(s) without an answer: run `python submit.py sweep --sweep-dir {sweep_dir}` to retry them.")
+    console.print(f"Next: `python submit.py eval --run-dir {dirs} --labels FILE.jsonl` or "
+                  f"`python submit.py compare {dirs} --labels FILE.jsonl`")
+    if sweep.cancelled:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if not failed else EXIT_ERROR
+
+
+def new_stamp() -> str:
+    from evaluation.store import new_run_dir
+
+    return new_run_dir(Path("sweeps")).name
 
 
 # --- submit -------------------------------------------------------------------------------------------
@@ -454,6 +616,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_scale_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="solve on a Ray cluster: ADDRESS (host:port, or auto), or none for RAY_ADDRESS, a cluster "
+                   "started on this machine, or else a new local one")
+    p.add_argument("--solvers", type=positive_int, metavar="N", help="with --ray: solver actors (default one per node with a CPU)")
+    p.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="with --ray: times a question is sent again after its worker is lost (default 2)")
+    p.add_argument("--provider-cap", action="append", metavar="PROVIDER=N",
+                   help="model calls at once per provider, e.g. openai=8 (repeatable; *=N for the rest); with --ray "
+                   "shared by the whole cluster. Default: ROUNDTABLE_PROVIDER_CAPS")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="submit.py",
@@ -483,7 +657,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only", nargs="+", metavar="TASK_ID", help="solve only these task ids (all questions are still saved)")
     r.add_argument("--run-dir", type=Path, metavar="DIR", help="where to write; an existing run dir is resumed")
     r.add_argument("--timeout", type=positive_float, metavar="S", help="time limit per question (default: the team's)")
+    add_scale_options(r)
     r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("sweep", help="several teams x the questions x N attempts, one run dir each, locally or on Ray",
+                       description="Solve every question with each --team, --attempts times, in one command: one run "
+                       "dir per team and attempt under the sweep dir (sweeps/<timestamp>/<team>-<k>), all sharing one "
+                       "concurrency. With --ray the question-attempts run on a Ray cluster's workers; this process "
+                       "stays the only writer of the run dirs. --sweep-dir on an existing sweep resumes it: done "
+                       "question-attempts are skipped, failed ones retried. `eval` and `compare` read the run dirs.")
+    w.add_argument("--team", action="append", metavar="TEAM", help="a team YAML or name (repeat for several; a resumed sweep keeps its own)")
+    w.add_argument("--attempts", type=positive_int, metavar="N", help="run dirs per team (default 1)")
+    w.add_argument("--sweep-dir", type=Path, metavar="DIR", help="where to write; an existing sweep dir is resumed")
+    w.add_argument("--concurrency", type=positive_int, default=8, metavar="N", help="question-attempts at once, over all run dirs (default 8)")
+    w.add_argument("--only", nargs="+", metavar="TASK_ID", help="solve only these task ids (all questions are still saved)")
+    w.add_argument("--timeout", type=positive_float, metavar="S", help="time limit per question (default: each team's)")
+    add_scale_options(w)
+    w.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("submit", help="submit a run's answers (a dry run unless --yes)",
                        description="Show the payload and the verified Hugging Face user it would be submitted as; with "

@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     question_timeout: float | None = Field(None, gt=0, validation_alias=_env("ROUNDTABLE_QUESTION_TIMEOUT"))
     max_turns: int | None = Field(None, gt=0, validation_alias=_env("ROUNDTABLE_MAX_TURNS"))
     cache_dir: Path = Field(Path.home() / ".cache" / "roundtable", validation_alias=_env("ROUNDTABLE_CACHE_DIR"))
+    # Model calls at once per provider, for a batch or a Ray sweep (`openai=8,anthropic=4`; `*=N` for the rest):
+    # rate limits are per key, so on Ray the cap is shared by the whole cluster (models/gate.py).
+    provider_caps: str = Field("", validation_alias=_env("ROUNDTABLE_PROVIDER_CAPS"))
+
+    @field_validator("provider_caps")
+    @classmethod
+    def _caps_parse(cls, value: str) -> str:
+        from models.gate import parse_caps
+
+        parse_caps(value)  # a CapsError (a ValueError) names the part that does not parse
+        return value
 
     # --- sandbox -----------------------------------------------------------------------------------------
     sandbox_backend: SandboxChoice | None = Field(None, validation_alias=_env("SANDBOX_BACKEND"))

@@ -1,6 +1,7 @@
 """The batch runner: every question of the evaluation through one team, a few at a time, resumable.
 
-Each question runs as its own `teams.runner.Run` (its own clients, sandbox and time limit) under a semaphore.
+Each question runs as its own `teams.runner.Run` (its own clients, sandbox and time limit) under a semaphore,
+in this process (`evaluation.solve`) or, with a `SolverPool`, on a Ray cluster's workers.
 A finished question is appended to the run dir's answers.jsonl *before* anyone is told about it, so a crash,
 Ctrl-C or SIGKILL never loses it; re-running on the same run dir skips done questions and retries failed ones.
 A resumed run keeps the team config recorded in run.json, so one run dir never mixes two configurations.
@@ -14,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loguru import logger
 
@@ -25,20 +26,30 @@ from config.log import mask, register_secrets
 from config.settings import Settings
 from evaluation.api import TaskItem
 from evaluation.identity import find_token
-from evaluation.store import AnswerRecord, RunDirError, RunStore, code_version, now_iso, strategy_fields
+from evaluation.solve import (
+    ATTACHMENT_TIMEOUT_S,
+    EventRecorder,
+    PlainError,
+    Usage,
+    event_dict,
+    failed_record,
+    guard_seconds,
+    solve_question,
+)
+from evaluation.store import AnswerRecord, RunDirError, RunStore, code_version
 from models.providers import ProviderNotConfigured
 from models.usage import total_cost
-from teams import events as ev
 from teams.loader import TeamConfigError, load_team, parse_team, resolve_team_path
 from teams.preflight import model_choices
-from teams.result import Result
-from teams.runner import HARD_CANCEL_WAIT_S, STOP_GRACE_S, Question
 from teams.schema import TeamConfig
-from teams.strategies import AnyRun, start_run
+from teams.strategies import AnyRun
+
+if TYPE_CHECKING:
+    from evaluation.distributed.pool import SolverPool
+
+__all__ = ["BatchError", "BatchProgress", "BatchRun", "EventRecorder", "QuestionStatus", "answers_payload", "event_dict"]
 
 State = Literal["pending", "running", "done", "failed"]
-ATTACHMENT_TIMEOUT_S = 300.0  # a download that takes longer is a failed question, retried on resume
-GUARD_SLACK_S = 30.0  # beyond the team's own limit and stop grace: only a hung run gets this far
 
 
 class BatchError(Exception):
@@ -82,8 +93,14 @@ class BatchRun:
         concurrency: int = 4,
         timeout_s: float | None = None,
         allow_loopback: bool = False,
+        pool: SolverPool | None = None,
+        semaphore: asyncio.Semaphore | None = None,
     ) -> None:
+        """`pool`: solve on a Ray cluster's workers instead of in this process (this process still writes the
+        run dir). `semaphore`: a concurrency shared with other batches (a sweep's), instead of our own."""
         self.run_dir = Path(run_dir)
+        self.pool = pool
+        self._shared_semaphore = semaphore
         self.settings = settings
         self.concurrency = max(1, int(concurrency))
         self.allow_loopback = allow_loopback
@@ -91,6 +108,7 @@ class BatchRun:
         self._cancelled = False
         self._running = False
         self._active: dict[str, AnyRun] = {}
+        self._remote: dict[str, str] = {}  # task id -> job key, while on a Ray worker
         self._tasks: list[TaskItem] = []
         self._statuses: dict[str, QuestionStatus] = {}
         register_secrets(settings.secret_values())
@@ -209,12 +227,13 @@ class BatchRun:
             self._statuses[t.task_id] = status
         todo = [t for t in tasks if self._statuses[t.task_id].state != "done"]
         session = store.begin_session(
-            {"concurrency": self.concurrency, "tasks": len(tasks), "to_solve": len(todo), "resumed": len(tasks) - len(todo)}
+            {"concurrency": self.concurrency, "tasks": len(tasks), "to_solve": len(todo), "resumed": len(tasks) - len(todo),
+             **({"ray": self.pool.describe()} if self.pool is not None else {})}
         )
         logger.info("batch: {} questions, {} to solve, concurrency {}", len(tasks), len(todo), self.concurrency)
         for status in self.statuses:
             await _notify(on_update, status)
-        semaphore = asyncio.Semaphore(self.concurrency)
+        semaphore = self._shared_semaphore or asyncio.Semaphore(self.concurrency)
 
         async def worker(task: TaskItem) -> None:
             async with semaphore:
@@ -240,60 +259,65 @@ class BatchRun:
         status.state, status.error, status.answer, status.started = "running", None, None, time.monotonic()
         status.attempts += 1
         await _notify(on_update, status)
-        result: Result | None = None
-        attachments: list[str] = []
-        error: str | None = None
-        recorder = EventRecorder()
-        try:
-            async def attempt() -> Result:
-                files = []
-                if task.file_name:
-                    files.append(await self._attachment(task))
-                    attachments.append(files[0].name)
-                run = start_run(
-                    Question(task.question, files, task.task_id),
-                    self.cfg,
-                    settings=self.settings,
-                    timeout_s=self.timeout_s,
-                    allow_loopback=self.allow_loopback,
-                )
-                self._active[task.task_id] = run
-                if self._cancelled:
-                    run.cancel("the batch was cancelled")
-                async for event in run.events():
-                    recorder.add(event)
-                    if isinstance(event, ev.TurnEnded):
-                        status.prompt_tokens, status.completion_tokens = run.ledger.prompt_tokens, run.ledger.completion_tokens
-                        status.cost_usd = run.ledger.cost_usd
-                        status.duration_s = time.monotonic() - (status.started or time.monotonic())
-                        await _notify(on_update, status)
-                assert run.result is not None
-                return run.result
-
-            stages = 2 if self.cfg.strategy.kind == "escalate" else 1  # each stage may use its stop grace
-            guard = self.timeout_s + stages * (STOP_GRACE_S + 2 * HARD_CANCEL_WAIT_S) + ATTACHMENT_TIMEOUT_S + GUARD_SLACK_S
-            result = await asyncio.wait_for(attempt(), timeout=guard)
-        except asyncio.TimeoutError:
-            error = f"the question did not finish within its {self.timeout_s:g}s limit and was abandoned"
-        except Exception as exc:  # one question's failure never stops the batch
-            error = one_line(str(exc) if isinstance(exc, _Plain) else f"{type(exc).__name__}: {exc}", 500)
-            logger.info("question {} failed: {}", task.task_id, error)
-            if not isinstance(exc, _Plain):  # an unexpected error: its traceback goes to run.log only
-                logger.opt(exception=exc).info("traceback of question {}", task.task_id)
-        finally:
-            self._active.pop(task.task_id, None)
-
-        duration = time.monotonic() - (status.started or time.monotonic())
-        record = self._record(task, status, result, error, attachments, duration)
-        record.started_at, record.events = recorder.started_at, recorder.events
+        if self.pool is not None:
+            record = await self._solve_remote(task, status)
+        else:
+            record = await self._solve_here(task, status, on_update)
         try:
             self.store.append(record)  # on disk before anyone hears about it
         except OSError as exc:  # a full or read-only disk: every later answer would be lost too, so stop
             self.cancel()
             raise BatchError(f"cannot save the answer of {task.task_id} in {self.run_dir}: {exc}; the batch stopped") from exc
         _fill(status, record)
-        logger.info("question {} {}: {!r}{}", task.task_id, record.state, record.answer, f" ({record.error})" if record.error else "")
+        where = f" on {record.node}" if record.node else ""
+        logger.info("question {} {}{}: {!r}{}", task.task_id, record.state, where, record.answer,
+                    f" ({record.error})" if record.error else "")
         await _notify(on_update, status)
+
+    async def _solve_here(
+        self, task: TaskItem, status: QuestionStatus, on_update: Callable[[QuestionStatus], Any] | None
+    ) -> AnswerRecord:
+        def on_run(run: AnyRun | None) -> None:
+            if run is None:
+                self._active.pop(task.task_id, None)
+                return
+            self._active[task.task_id] = run
+            if self._cancelled:
+                run.cancel("the batch was cancelled")
+
+        async def on_turn(usage: Usage) -> None:
+            status.prompt_tokens, status.completion_tokens, status.cost_usd = (
+                usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)
+            status.duration_s = time.monotonic() - (status.started or time.monotonic())
+            await _notify(on_update, status)
+
+        return await solve_question(
+            task, self.cfg, settings=self.settings, timeout_s=self.timeout_s, attempt=status.attempts,
+            allow_loopback=self.allow_loopback, attachment=lambda: self._attachment(task), on_run=on_run, on_turn=on_turn,
+        )
+
+    async def _solve_remote(self, task: TaskItem, status: QuestionStatus) -> AnswerRecord:
+        """On a Ray worker: the driver (this process) fetches the attachment, so workers need no HF token, and
+        writes the record, so it is the run dir's only writer."""
+        assert self.pool is not None
+        from evaluation.distributed.jobs import Job
+
+        data: bytes | None = None
+        if task.file_name:
+            try:
+                data = (await self._attachment(task)).read_bytes()
+            except (PlainError, OSError) as exc:
+                return failed_record(task, self.cfg, one_line(str(exc), 500), status.attempts)
+        job = Job(key=f"{self.run_dir}::{task.task_id}", task=task.to_dict(), config=self.cfg.model_dump(mode="json"),
+                  timeout_s=self.timeout_s, attempt=status.attempts, allow_loopback=self.allow_loopback,
+                  attachment=data, guard_s=guard_seconds(self.cfg, self.timeout_s))
+        self._remote[task.task_id] = job.key
+        if self._cancelled:
+            return failed_record(task, self.cfg, "cancelled before it finished", status.attempts)
+        try:
+            return await self.pool.solve(job)
+        finally:
+            self._remote.pop(task.task_id, None)
 
     async def _attachment(self, task: TaskItem) -> Path:
         from evaluation.attachments import AttachmentError, fetch_attachment
@@ -303,48 +327,11 @@ class BatchRun:
                 fetch_attachment(task.task_id, task.file_name, settings=self.settings), timeout=ATTACHMENT_TIMEOUT_S
             )
         except asyncio.TimeoutError:
-            raise _Plain(f"downloading the attachment {task.file_name} took over {ATTACHMENT_TIMEOUT_S:g}s") from None
+            raise PlainError(f"downloading the attachment {task.file_name} took over {ATTACHMENT_TIMEOUT_S:g}s") from None
         except AttachmentError as exc:  # its message already says what failed and what to set
-            raise _Plain(one_line(str(exc), 500)) from None
+            raise PlainError(one_line(str(exc), 500)) from None
         except Exception as exc:
-            raise _Plain(f"cannot get the attachment {task.file_name}: {type(exc).__name__}: {one_line(str(exc), 400)}") from exc
-
-    def _record(
-        self,
-        task: TaskItem,
-        status: QuestionStatus,
-        result: Result | None,
-        error: str | None,
-        attachments: list[str],
-        duration: float,
-    ) -> AnswerRecord:
-        state: Literal["done", "failed"] = "failed"
-        answer = ""
-        data = result.to_dict() if result is not None else None
-        if result is not None:
-            if result.stop_reason == "cancelled":
-                error = "cancelled before it finished"
-            elif not result.answer:
-                error = result.error or f"no answer ({result.stop_reason}: {result.stop_detail})"
-            else:
-                state, answer = "done", result.answer
-        return AnswerRecord(
-            task_id=task.task_id,
-            question=task.question,
-            state=state,
-            answer=answer,
-            duration_s=round(result.duration_s if result else duration, 3),
-            prompt_tokens=result.prompt_tokens if result else status.prompt_tokens,
-            completion_tokens=result.completion_tokens if result else status.completion_tokens,
-            cost_usd=result.cost_usd if result else status.cost_usd,
-            error=error,
-            stop_reason=result.stop_reason if result else "error",
-            approved=bool(result and result.approved),
-            attachments=attachments,
-            attempt=status.attempts,
-            **(strategy_fields(data) if data is not None else {"strategy": self.cfg.strategy.kind}),
-            result=data,
-        )
+            raise PlainError(f"cannot get the attachment {task.file_name}: {type(exc).__name__}: {one_line(str(exc), 400)}") from exc
 
     def cancel(self) -> None:
         """Stop the batch: running questions are cancelled (recorded as failed), pending ones are not started.
@@ -353,6 +340,9 @@ class BatchRun:
         self._cancelled = True
         for run in list(self._active.values()):
             run.cancel("the batch was cancelled")
+        if self.pool is not None:
+            for key in list(self._remote.values()):
+                self.pool.cancel(key)
 
     @property
     def cancelled(self) -> bool:
@@ -372,58 +362,6 @@ def answers_payload(store: RunStore) -> list[dict[str, str]]:
         rec = records.get(t.task_id)
         out.append({"task_id": t.task_id, "submitted_answer": rec.answer if rec and rec.state == "done" else ""})
     return out
-
-
-class EventRecorder:
-    """A question's events as plain dicts, each with `t` (seconds since the question started), for replays: the
-    same events the live UI rendered, so `ui/replay.py` renders a recorded run the same way. Tokens of one turn
-    are merged into one Token; the final RunFinished carries no result (the record's `result` is it); an
-    attempt's own RunFinished keeps its result without the trace (the record's trace has it)."""
-
-    def __init__(self) -> None:
-        self.started_at = now_iso()
-        self._t0 = time.monotonic()
-        self.events: list[dict[str, Any]] = []
-
-    def add(self, event: ev.Event) -> None:
-        data = event_dict(event, top=True)
-        last = self.events[-1] if self.events else None
-        if last is not None and _merge_tokens(last, data):
-            return
-        data["t"] = round(time.monotonic() - self._t0, 3)
-        self.events.append(data)
-
-
-def event_dict(event: ev.Event, *, top: bool = False) -> dict[str, Any]:
-    """One `teams.events` event as a JSON-ready dict with its class name in `type`."""
-    kind = type(event).__name__
-    if isinstance(event, ev.InAttempt):
-        return {"type": kind, "attempt": event.attempt, "event": event_dict(event.event)}
-    if isinstance(event, ev.RunFinished):
-        if top:
-            return {"type": kind}
-        result = event.result.to_dict()
-        result.pop("trace", None)
-        return {"type": kind, "result": result}
-    if isinstance(event, ev.Decided):
-        return {"type": kind, "answer": event.answer, "decision": asdict(event.decision)}
-    return {"type": kind, **asdict(event)}
-
-
-def _merge_tokens(last: dict[str, Any], data: dict[str, Any]) -> bool:
-    """Append `data`'s token text to `last` when both are tokens of the same agent (in the same attempt)."""
-    while last.get("type") == "InAttempt" and data.get("type") == "InAttempt":
-        if last.get("attempt") != data.get("attempt"):
-            return False
-        last, data = last["event"], data["event"]
-    if last.get("type") == data.get("type") == "Token" and last.get("agent") == data.get("agent"):
-        last["text"] = str(last.get("text", "")) + str(data.get("text", ""))
-        return True
-    return False
-
-
-class _Plain(Exception):
-    """An error whose message already reads well without its type name."""
 
 
 def _fill(status: QuestionStatus, rec: AnswerRecord) -> None:
@@ -457,9 +395,13 @@ class BatchProgress:
         self.max_rows = max_rows
         self.started = time.monotonic()
         self.rows: dict[str, QuestionStatus] = {}
+        self.labels: dict[str, str] = {}
 
-    def update(self, status: QuestionStatus) -> None:
-        self.rows[status.task_id] = status
+    def update(self, status: QuestionStatus, *, key: str | None = None, label: str = "") -> None:
+        """`key` and `label` tell apart one question in several run dirs (a sweep's)."""
+        self.rows[key or status.task_id] = status
+        if label:
+            self.labels[key or status.task_id] = label
 
     def counts(self) -> dict[str, int]:
         out = {"pending": 0, "running": 0, "done": 0, "failed": 0}
@@ -493,15 +435,16 @@ class BatchProgress:
         c = self.counts()
         bar = ProgressBar(total=max(self.total, 1), completed=c["done"] + c["failed"], width=40)
         head = Group(bar, Text(self.summary_line()))
-        running = [s for s in self.rows.values() if s.state == "running"]
+        running = [(k, s) for k, s in self.rows.items() if s.state == "running"]
         if not running:
             return head
         table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
         now = time.monotonic()
-        for s in running[: self.max_rows]:
+        for key, s in running[: self.max_rows]:
+            label = self.labels.get(key)
             table.add_row(
                 Text("…", style="yellow"),
-                Text(s.task_id[:12], style="cyan"),
+                Text(f"{label} {s.task_id[:12]}" if label else s.task_id[:12], style="cyan"),
                 Text(one_line(s.question, 70)),
                 Text(_clock(now - (s.started or now)), style="dim"),
                 Text(f"{_k(s.prompt_tokens + s.completion_tokens)} tok", style="dim"),

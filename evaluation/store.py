@@ -99,9 +99,10 @@ class AnswerRecord:
     decision: dict[str, Any] | None = None
     result: dict[str, Any] | None = None  # teams.result.Result.to_dict(): trace, proposals, usage, models
     # For replays (ui/replay.py), added later (older records have neither): when the question started, and its
-    # run's events (teams.events as dicts, `evaluation.batch.EventRecorder`), each with `t`, seconds since then.
+    # run's events (teams.events as dicts, `evaluation.solve.EventRecorder`), each with `t`, seconds since then.
     started_at: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    node: str = ""  # the Ray node that solved it ("": the batch's own process)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnswerRecord:

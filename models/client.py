@@ -38,6 +38,7 @@ from autogen_core.tools import Tool, ToolSchema
 from loguru import logger
 from pydantic import BaseModel
 
+from models import gate
 from observability.tracing import maybe_span
 
 T = TypeVar("T")
@@ -293,16 +294,17 @@ class ManagedClient(ChatCompletionClient):
         while True:
             self._check_abort()
             try:
-                result = await self._guard(
-                    self._inner.create(
-                        messages,
-                        tools=tools,
-                        tool_choice=tool_choice,
-                        json_output=json_output,
-                        extra_create_args=extra_create_args,
-                        cancellation_token=cancellation_token,
+                async with gate.slot(self.provider):  # held for the call only, not for the backoff below
+                    result = await self._guard(
+                        self._inner.create(
+                            messages,
+                            tools=tools,
+                            tool_choice=tool_choice,
+                            json_output=json_output,
+                            extra_create_args=extra_create_args,
+                            cancellation_token=cancellation_token,
+                        )
                     )
-                )
             except (RunAborted, asyncio.CancelledError):
                 raise
             except Exception as exc:
@@ -350,6 +352,8 @@ class ManagedClient(ChatCompletionClient):
         attempt = 0
         while True:
             self._check_abort()
+            held = gate.slot(self.provider)  # held while the stream lasts; released before any backoff
+            await held.__aenter__()
             stream = self._inner.create_stream(
                 messages,
                 tools=tools,
@@ -359,6 +363,7 @@ class ManagedClient(ChatCompletionClient):
                 cancellation_token=cancellation_token,
             )
             yielded = False
+            failure: Exception | None = None
             try:
                 while True:
                     try:
@@ -378,10 +383,13 @@ class ManagedClient(ChatCompletionClient):
                 # Once text reached the agent, a retry would duplicate it: only retry failures before the first chunk.
                 if yielded:
                     raise ModelCallError(f"{self._who}: {describe_error(exc)}") from exc
-                await self._backoff_or_raise(exc, attempt)
-                attempt += 1
+                failure = exc
             finally:
                 await _aclose_quietly(stream)
+                await held.__aexit__(None, None, None)
+            assert failure is not None  # the loop above only ends by returning, raising or failing
+            await self._backoff_or_raise(failure, attempt)
+            attempt += 1
 
     # --- helpers ---------------------------------------------------------------------------------------
     def _span_attributes(self) -> dict[str, Any]:

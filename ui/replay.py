@@ -1,6 +1,6 @@
 """Replays: a run dir's question opened in the UI as its debate, rendered by the live run's own `ui.render.RunView`.
 
-A record written since `evaluation.batch.EventRecorder` exists holds the run's events with their times (`events`,
+A record written since `evaluation.solve.EventRecorder` exists holds the run's events with their times (`events`,
 `started_at`): they are fed back to a RunView as they were recorded, each turn and each tool or code step named
 with how long it took ("run_python · 0.4 s") and carrying its recorded start and end. An older record has only
 its trace: its turns, tool calls and results are rebuilt from it (without times, and the replay says so).

@@ -1,4 +1,4 @@
-"""What a record keeps for replays (`evaluation.batch.EventRecorder`), how `ui.replay` reads it back (recorded events,
+"""What a record keeps for replays (`evaluation.solve.EventRecorder`), how `ui.replay` reads it back (recorded events,
 or an older record's trace), and which run dirs a replay may open."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from config.settings import Settings
 from evaluation.api import TaskItem
-from evaluation.batch import EventRecorder
+from evaluation.solve import EventRecorder
 from evaluation.store import AnswerRecord, RunStore
 from teams import events as ev
 from teams.result import Decision, Result, TraceEntry, VoteGroup

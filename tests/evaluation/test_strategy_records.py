@@ -270,7 +270,7 @@ async def test_a_vote_question_that_crashes_is_recorded_as_a_failed_vote(
             raise RuntimeError("a bug in the strategy")
         return real(question, cfg, **kwargs)
 
-    monkeypatch.setattr("evaluation.batch.start_run", crashing)
+    monkeypatch.setattr("evaluation.solve.start_run", crashing)
     server = llm_server(Voters().script())
     statuses = {s.task_id: s for s in await BatchRun("vote", tmp_path / "run", settings=settings_for(server)).run(
         tasks(["task-aa01", "task-aa05"]))}
