@@ -9,3 +9,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# tests/deploy/test_k8s_manifests.py renders the manifests with `kubectl kustomize`. Debian's kubectl
+# (kubernetes-client) only where none is installed: another kubectl package may own /usr/bin/kubectl.
+command -v kubectl >/dev/null || { apt-get update -qq; apt-get install -y -qq --no-install-recommends kubernetes-client; }
