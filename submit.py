@@ -182,6 +182,16 @@ async def run_interruptible(start: Any, cancel: Any, live: Any, resume: str, whe
         return None
 
 
+def only(tasks: list[Any], wanted: list[str] | None) -> list[Any]:
+    """The tasks --only names (all of them without it); an unknown task id is an error."""
+    if not wanted:
+        return tasks
+    unknown = [t for t in wanted if t not in {t.task_id for t in tasks}]
+    if unknown:
+        raise CliError(f"--only: unknown task id(s) {', '.join(unknown)}; `python submit.py questions` lists them")
+    return [t for t in tasks if t.task_id in set(wanted)]
+
+
 def provider_caps(settings: Any, args: argparse.Namespace) -> dict[str, int]:
     """ROUNDTABLE_PROVIDER_CAPS, with --provider-cap on top."""
     from models.gate import CapsError, parse_caps
@@ -255,13 +265,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         warn(api.last_problems)
     else:
         console.print(f"Resuming {run_dir}: {len(tasks)} questions saved in it (the scoring API is not asked again).")
-    selected = tasks
-    if args.only:
-        known = {t.task_id for t in tasks}
-        unknown = [t for t in args.only if t not in known]
-        if unknown:
-            raise CliError(f"--only: unknown task id(s) {', '.join(unknown)}; `python submit.py questions` lists them")
-        selected = [t for t in tasks if t.task_id in set(args.only)]
+    selected = only(tasks, args.only)
     try:
         batch = BatchRun(team or settings.team, run_dir, settings=settings, concurrency=args.concurrency, timeout_s=args.timeout)
     except BatchError as exc:
@@ -357,12 +361,7 @@ async def cmd_sweep(args: argparse.Namespace) -> int:
         except ScoringAPIError as exc:
             raise CliError(f"{exc}\nNothing was run.") from None
         warn(api.last_problems)
-    selected = tasks
-    if args.only:
-        unknown = [t for t in args.only if t not in {t.task_id for t in tasks}]
-        if unknown:
-            raise CliError(f"--only: unknown task id(s) {', '.join(unknown)}; `python submit.py questions` lists them")
-        selected = [t for t in tasks if t.task_id in set(args.only)]
+    selected = only(tasks, args.only)
     try:
         sweep.prepare(tasks)
     except SweepError as exc:

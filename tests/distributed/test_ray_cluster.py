@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.evaluation.helpers import Responder, flat, served, truths
+from tests.evaluation.helpers import read_answers as records
 from tests.fakes.ray_cluster import LocalRayCluster
 from tests.fakes.scoring_api import ScoringServer
 from tests.fakes.scripted_llm import RecordedRequest, ScriptedLLM
@@ -125,19 +126,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     finally:
         cluster.stop()
         llm.stop()
-
-
-def records(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "answers.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return out
 
 
 def done_ids(run_dir: Path) -> set[str]:

@@ -7,10 +7,12 @@ approves whatever was last proposed) and for the shipped `solo` team.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tests.fakes.scripted_llm import RecordedRequest
@@ -123,3 +125,17 @@ def questions_asked(requests: list[RecordedRequest], questions: list[dict[str, A
 def flat(text: str) -> str:
     """Terminal output with rich's line wrapping undone, for substring checks."""
     return " ".join(text.split())
+
+
+def read_answers(run_dir: Path) -> list[dict[str, Any]]:
+    """A run dir's answers.jsonl records, in order; [] before the first, a torn line skipped."""
+    path = run_dir / "answers.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return out

@@ -32,6 +32,7 @@ from tests.evaluation.helpers import (
     flat,
     invented_questions,
     questions_asked,
+    read_answers,
     served,
     truths,
 )
@@ -94,19 +95,6 @@ def world(llm_server, tmp_path: Path) -> Iterator[World]:
     with ScoringServer(served(QUESTIONS), answers=truths(QUESTIONS)) as scoring, FakeHub(tokens={HUB_TOKEN: HUB_USER}) as hub:
         hub.add_file(GAIA_REPO, "2023/validation/task-aa02.txt", ATTACHMENT_TEXT)
         yield World(llm, responder, scoring, hub, tmp_path)
-
-
-def read_answers(run_dir: Path) -> list[dict]:
-    path = run_dir / "answers.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return out
 
 
 def assert_no_secret_in(run_dir: Path, *texts: str) -> None:
