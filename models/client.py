@@ -88,24 +88,10 @@ class EmptyReply(Exception):
 
 def _is_transport_error(exc: BaseException) -> bool:
     # Malformed bodies (a proxy's HTML error page sent with status 200, a cut-off stream) are usually
-    # transient, so they are retried like connection errors.
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, httpx.TransportError, ConnectionError, json.JSONDecodeError, EmptyReply)):
-        return True
-    try:
-        import openai
-
-        if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError)):  # + APITimeoutError
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import anthropic
-
-        if isinstance(exc, anthropic.APIConnectionError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return False
+    # transient, so they are retried like connection errors. The SDKs' own connection and validation errors
+    # are declared by their providers (`Provider.retryable_errors()`).
+    return isinstance(exc, (TimeoutError, asyncio.TimeoutError, httpx.TransportError, ConnectionError,
+                            json.JSONDecodeError, EmptyReply))
 
 
 def retry_after_seconds(exc: BaseException) -> float | None:
@@ -184,11 +170,16 @@ def is_model_not_found(exc: BaseException) -> bool:
 _RETRYABLE_ERROR_TYPES = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
 
 
-def is_retryable(exc: BaseException) -> bool:
+def is_retryable(exc: BaseException, declared: tuple[type[BaseException], ...] = ()) -> bool:
+    """Whether `exc` is worth another call. `declared`: the provider's own retryable SDK errors
+    (`Provider.retryable_errors()`): its connection errors and a response the SDK could not validate, which
+    carry no status that says so. A "model not found" and the server's `x-should-retry` come first."""
     if is_model_not_found(exc):
         return False  # retrying cannot create the model, whatever the server's header says
     if (server_says := should_retry_header(exc)) is not None:
         return server_says
+    if declared and isinstance(exc, declared):
+        return True
     if _is_transport_error(exc):
         return True
     status = _status_code(exc)
@@ -197,9 +188,10 @@ def is_retryable(exc: BaseException) -> bool:
     return status == 200 and _error_body(exc).get("type") in _RETRYABLE_ERROR_TYPES
 
 
-def retry_delay(exc: BaseException, attempt: int, base: float, cap: float) -> float | None:
+def retry_delay(exc: BaseException, attempt: int, base: float, cap: float,
+                declared: tuple[type[BaseException], ...] = ()) -> float | None:
     """Seconds to wait before retrying `exc`, or None when it is not worth retrying."""
-    if not is_retryable(exc):
+    if not is_retryable(exc, declared):
         return None
     requested = retry_after_seconds(exc)
     if requested is not None:
@@ -229,6 +221,13 @@ def closest_models(wanted: str, offered: Sequence[str], limit: int = SHOWN_MODEL
     return (close + rest)[:limit]
 
 
+def _declared_errors(provider: str) -> tuple[type[BaseException], ...]:
+    from models.providers import REGISTRY  # here: the registry's modules import this one
+
+    known = REGISTRY.get(provider)
+    return known.retryable_errors() if known is not None else ()
+
+
 class ManagedClient(ChatCompletionClient):
     def __init__(
         self,
@@ -245,8 +244,11 @@ class ManagedClient(ChatCompletionClient):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         telemetry: Any | None = None,
         available_models: Callable[[], Awaitable[Sequence[str]]] | None = None,
+        retryable_errors: tuple[type[BaseException], ...] | None = None,
     ) -> None:
         self._inner = inner
+        # None: what `provider` declares in the registry (nothing for a provider it does not hold, e.g. a double)
+        self._retryable_errors = _declared_errors(provider) if retryable_errors is None else retryable_errors
         self._available_models = available_models
         self._telemetry = telemetry
         self.agent = agent
@@ -416,7 +418,7 @@ class ManagedClient(ChatCompletionClient):
             error = await self._model_not_found(exc)
             logger.warning("model call failed agent={} model={}: {}", self.agent, self.model, error)
             raise error from exc
-        delay = retry_delay(exc, attempt, self._base_delay, self._max_delay)
+        delay = retry_delay(exc, attempt, self._base_delay, self._max_delay, self._retryable_errors)
         if delay is None or attempt >= self._max_retries:
             why = "not retryable" if delay is None else f"gave up after {attempt + 1} attempts"
             logger.warning("model call failed agent={} model={}: {} ({})", self.agent, self.model, describe_error(exc), why)

@@ -125,3 +125,45 @@ async def test_stopping_the_run_while_the_models_are_listed_stops_at_once() -> N
     with pytest.raises(RunAborted):
         await asyncio.wait_for(client.create(HI), 5)
 
+
+
+# --- the provider's own retryable errors ---------------------------------------------------------------------
+def unvalidated_reply(sdk: str) -> Exception:
+    """What the SDK raises for a 200 whose body it could not validate: no status says "retry"."""
+    import httpx2
+
+    response = httpx2.Response(200, request=httpx2.Request("POST", "http://api.test/v1/messages"))
+    module = __import__(sdk)
+    return module.APIResponseValidationError(response=response, body={"content": "not a list"})
+
+
+def dropped_connection(sdk: str) -> Exception:
+    import httpx2
+
+    return __import__(sdk).APIConnectionError(request=httpx2.Request("POST", "http://api.test/v1/messages"))
+
+
+@pytest.mark.parametrize("provider, sdk", [("openai", "openai"), ("hf", "openai"), ("anthropic", "anthropic")])
+@pytest.mark.parametrize("fault", [unvalidated_reply, dropped_connection])
+async def test_what_the_provider_declares_retryable_is_retried_to_the_answer(
+    provider: str, sdk: str, fault: Callable[[str], Exception]
+) -> None:
+    pending: list[Exception | str] = [fault(sdk), "The answer is 4600."]
+    inner = FunctionModel(lambda _: pending.pop(0), agent="planner")
+    client = ManagedClient(inner, agent="planner", provider=provider, model="some-model", max_retries=3,
+                           base_delay=0, sleep=_no_wait)
+    result = await client.create(HI)
+    assert result.content == "The answer is 4600." and len(inner.calls) == 2
+
+
+async def test_an_sdk_error_of_another_provider_is_not_retried() -> None:
+    """The local model declares nothing: an error it does not know is reported at once, not retried."""
+    from models.client import ModelCallError
+
+    pending: list[Exception | str] = [unvalidated_reply("anthropic"), "late"]
+    inner = FunctionModel(lambda _: pending.pop(0), agent="planner")
+    client = ManagedClient(inner, agent="planner", provider="local", model="smollm2", max_retries=3,
+                           base_delay=0, sleep=_no_wait)
+    with pytest.raises(ModelCallError, match="not retryable"):
+        await client.create(HI)
+    assert len(inner.calls) == 1
