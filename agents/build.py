@@ -11,6 +11,7 @@ from autogen_core.models import ChatCompletionClient
 from agents.context import BoundedContext
 from agents.prompts import render_prompt
 from agents.roles import describe
+from agents.tool_calls import RoundtableAgent
 from agents.tools.registry import ToolContext, build_tools
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def build_agent(
     facts: Callable[[], str | None] | None = None,
 ) -> AssistantAgent:
     tools = build_tools(spec.tools, tool_ctx, agent=spec.name)
-    return AssistantAgent(
+    return RoundtableAgent(
         spec.name,
         model_client=client,
         tools=tools or None,  # type: ignore[arg-type]

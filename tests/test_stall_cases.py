@@ -77,17 +77,61 @@ async def test_handing_over_to_a_missing_librarian_every_turn_stalls_after_four_
 
 
 # --- malformed tool arguments -------------------------------------------------------------------------------
-async def test_a_call_with_arguments_that_are_not_json_repeated_ends_the_run_after_that_turn(
+async def test_a_call_with_arguments_that_are_not_json_repeated_ends_the_run_inside_that_turn(
     calculator_runs: list[str],
 ) -> None:
     events, result = await run(load_team("debate"), malformed_tool_arguments())
     errors = [e for e in events if isinstance(e, ev.ToolResult)]
-    assert len(errors) == 8 and all(e.is_error for e in errors)  # the researcher's 8 tool rounds, all refused
+    # the first call and its three repeats (repeated_call_limit 3), not all 8 tool rounds of the turn
+    assert len(errors) == 4 and all(e.is_error for e in errors)
     assert calculator_runs == []
     assert result.stop_reason == "stalled"
-    assert "researcher repeated the same failing calculator call 8 times" in result.stop_detail
+    assert "researcher repeated the same malformed calculator call 3 times in a row" in result.stop_detail
     assert turns(events) == ["planner", "researcher"]
-    assert result.model_calls == 1 + 9 <= 15  # the planner; the researcher's 8 tool rounds and its reflection
+    assert result.model_calls == 1 + 4  # the planner; the researcher's four tool rounds
+
+
+async def test_the_model_is_told_which_tool_could_not_read_its_arguments_and_what_it_takes(
+    calculator_runs: list[str],
+) -> None:
+    events, _ = await run(load_team("debate"), malformed_tool_arguments())
+    said = next(e.output for e in events if isinstance(e, ev.ToolResult))
+    assert said.startswith("Error: the arguments of this calculator call could not be read: they are not valid JSON")
+    assert "Nothing was run" in said and '"expression" (string)' in said
+
+
+@pytest.mark.parametrize("arguments, problem", [
+    ('["1200 + 3400"]', "they are an array, not a JSON object"),
+    ('"1200 + 3400"', "they are a string, not a JSON object"),
+])
+async def test_arguments_that_are_json_but_not_an_object_are_named_as_such(
+    arguments: str, problem: str, calculator_runs: list[str],
+) -> None:
+    events, result = await run(load_team("debate"), malformed_tool_arguments(arguments))
+    said = [e.output for e in events if isinstance(e, ev.ToolResult)]
+    assert said and all(problem in s for s in said)
+    assert calculator_runs == [] and result.stop_reason == "stalled"
+
+
+async def test_blank_arguments_are_an_empty_object(calculator_runs: list[str]) -> None:
+    """Some servers send "" for a call without arguments: it is read as {} (here: the required argument missing)."""
+    events, _ = await run(load_team("debate"), malformed_tool_arguments(""))
+    said = next(e.output for e in events if isinstance(e, ev.ToolResult))
+    assert said.startswith("Error: bad arguments for calculator: expression")
+
+
+async def test_a_malformed_call_fixed_in_the_same_turn_goes_on_to_the_answer(calculator_runs: list[str]) -> None:
+    cut_short = '{"expression": "1200 + 3400"'
+    models = RawArgumentModels({
+        "planner": ["Researcher, add the figures.\nNEXT: researcher", "FINAL ANSWER: 4600"],
+        "researcher": [raw_call("calculator", cut_short), raw_call("calculator", cut_short),
+                       raw_call("calculator", cut_short), raw_call("calculator", cut_short + "}"),
+                       "4600.\nNEXT: planner"],
+        "critic": ["APPROVED\nFINAL ANSWER: 4600"],
+    })
+    _, result = await run(load_team("debate"), models)
+    assert calculator_runs == ["1200 + 3400"]
+    assert (result.stop_reason, result.answer) == ("approved", "4600")
 
 
 async def test_a_call_missing_its_required_argument_repeated_ends_the_run(calculator_runs: list[str]) -> None:
@@ -255,7 +299,7 @@ async def test_without_an_approver_any_agents_rejection_resets_the_consensus() -
 
 
 async def test_a_team_without_an_approver_stops_on_a_repeated_failing_call(calculator_runs: list[str]) -> None:
-    models = malformed_tool_arguments()
+    models = malformed_tool_arguments("{}")  # read, then refused: the guard that reads each turn as it ends
     events, result = await run(trio(approver=None, max_turns=16), models)
     assert result.stop_reason == "stalled" and "same failing calculator call" in result.stop_detail
     assert calculator_runs == []

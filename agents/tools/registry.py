@@ -71,6 +71,8 @@ class ToolCallCache:
         self.loop_limit = loop_limit
         self.on_loop = on_loop
         self._streak: dict[str | None, int] = {}
+        # agent -> (its last malformed call as written, how often it was repeated since); reset by a call that ran
+        self._malformed: dict[str | None, tuple[str, int]] = {}
 
     def repeated(self, tool: str, agent: str | None) -> None:
         self.hits += 1
@@ -78,8 +80,19 @@ class ToolCallCache:
         if self.loop_limit is not None and streak >= self.loop_limit and self.on_loop is not None:
             self.on_loop(f"{agent or 'an agent'} repeated the same {tool} call {streak} times in a row")
 
+    def malformed(self, tool: str, agent: str | None, arguments: str) -> None:
+        """A call whose arguments could not be read (agents/tool_calls.py): the same one again, with no call
+        that ran in between, is the model looping on a call it cannot fix."""
+        call = f"{tool} {arguments}"
+        last, repeats = self._malformed.get(agent, ("", 0))
+        repeats = repeats + 1 if call == last else 0
+        self._malformed[agent] = (call, repeats)
+        if self.loop_limit is not None and repeats >= self.loop_limit and self.on_loop is not None:
+            self.on_loop(f"{agent or 'an agent'} repeated the same malformed {tool} call {repeats} times in a row")
+
     def ran(self, agent: str | None) -> None:
         self._streak[agent] = 0
+        self._malformed.pop(agent, None)
 
     @staticmethod
     def key(tool: str, arguments: Mapping[str, Any]) -> str:
@@ -179,6 +192,7 @@ def build_tools(names: list[str], ctx: ToolContext, agent: str | None = None) ->
             tool.agent = agent
             tool.telemetry = ctx.telemetry
             tool.outputs = ctx.outputs
+            tool.loop_guard = ctx.call_cache  # counts malformed calls (agents/tool_calls.py), cache or not
             # Programs always run again: one may read a file an earlier one wrote, or print something new.
             if ctx.repeat_calls == "cache" and _REGISTRY[name].code_argument is None:
                 tool.cache = ctx.call_cache
@@ -229,6 +243,7 @@ class SafeTool(FunctionTool):
         self.telemetry: Any | None = None
         self.outputs: dict[str, Any] | None = None
         self.cache: ToolCallCache | None = None  # set by build_tools: the run's results of earlier calls
+        self.loop_guard: ToolCallCache | None = None  # set by build_tools, also when results are not cached
 
     # AutoGen regenerates a tool's JSON schema (pydantic) on every model call; the schema only depends on the
     # name, description and signature, identical for every question, so it is computed once per process.
@@ -294,6 +309,8 @@ class SafeTool(FunctionTool):
         self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None
     ) -> str:
         started = time.monotonic()
+        if self.loop_guard is not None:
+            self.loop_guard.ran(self.agent)
         shown = one_line(json.dumps(dict(args), ensure_ascii=False, default=str), 160)
         error: str | None = None
         try:
