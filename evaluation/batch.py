@@ -24,6 +24,7 @@ from loguru import logger
 from common.text import one_line
 from config.log import mask, register_secrets
 from config.settings import Settings
+from evaluation import checkpoints
 from evaluation.api import TaskItem
 from evaluation.identity import find_token
 from evaluation.solve import (
@@ -43,6 +44,7 @@ from teams.loader import TeamConfigError, load_team, parse_team, resolve_team_pa
 from teams.preflight import model_choices
 from teams.schema import TeamConfig
 from teams.strategies import AnyRun
+from teams.strategies.attempts import FinishedAttempt
 
 if TYPE_CHECKING:
     from evaluation.distributed.pool import SolverPool
@@ -268,6 +270,8 @@ class BatchRun:
         except OSError as exc:  # a full or read-only disk: every later answer would be lost too, so stop
             self.cancel()
             raise BatchError(f"cannot save the answer of {task.task_id} in {self.run_dir}: {exc}; the batch stopped") from exc
+        if record.state == "done":
+            checkpoints.discard(self.run_dir, task.task_id)  # its attempts are in the record now
         _fill(status, record)
         where = f" on {record.node}" if record.node else ""
         logger.info("question {} {}{}: {!r}{}", task.task_id, record.state, where, record.answer,
@@ -291,9 +295,13 @@ class BatchRun:
             status.duration_s = time.monotonic() - (status.started or time.monotonic())
             await _notify(on_update, status)
 
+        kept: dict[int, FinishedAttempt] = {}
+        if self.cfg.strategy.kind != "single":
+            kept = await asyncio.to_thread(checkpoints.finished, self.run_dir, task.task_id)
         return await solve_question(
             task, self.cfg, settings=self.settings, timeout_s=self.timeout_s, attempt=status.attempts,
             allow_loopback=self.allow_loopback, attachment=lambda: self._attachment(task), on_run=on_run, on_turn=on_turn,
+            finished=kept, on_attempt=lambda finished: checkpoints.keep(self.run_dir, task.task_id, finished),
         )
 
     async def _solve_remote(self, task: TaskItem, status: QuestionStatus) -> AnswerRecord:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from teams.result import Result
 from teams.runner import HARD_CANCEL_WAIT_S, STOP_GRACE_S, Question
 from teams.schema import TeamConfig
 from teams.strategies import AnyRun, start_run
+from teams.strategies.attempts import FinishedAttempt
 
 ATTACHMENT_TIMEOUT_S = 300.0  # a download that takes longer is a failed question, retried on resume
 GUARD_SLACK_S = 30.0  # beyond the team's own limit and stop grace: only a hung run gets this far
@@ -62,10 +63,13 @@ async def solve_question(
     attachment: Callable[[], Awaitable[Path]] | None = None,
     on_run: Callable[[AnyRun | None], None] | None = None,
     on_turn: Callable[[Usage], Awaitable[None]] | None = None,
+    finished: Mapping[int, FinishedAttempt] | None = None,
+    on_attempt: Callable[[FinishedAttempt], None] | None = None,
 ) -> AnswerRecord:
     """Run `task` through `cfg` and return its record (state done or failed). `attachment` gets the question's
     file; `on_run` hears of the run when it starts (to cancel it) and None when it ends; `on_turn` hears of the
-    spend after each turn."""
+    spend after each turn. A vote or an escalation reuses the `finished` attempts of an earlier session that
+    still match, and hands each attempt that ends to `on_attempt` (evaluation/checkpoints.py)."""
     started = time.monotonic()
     result: Result | None = None
     attachments: list[str] = []
@@ -78,12 +82,16 @@ async def solve_question(
         if task.file_name and attachment is not None:
             files.append(await attachment())
             attachments.append(files[0].name)
+        resumable: dict[str, Any] = {}
+        if cfg.strategy.kind != "single":
+            resumable = {"finished": finished, "on_attempt": on_attempt}
         run = start_run(
             Question(task.question, files, task.task_id),
             cfg,
             settings=settings,
             timeout_s=timeout_s,
             allow_loopback=allow_loopback,
+            **resumable,
         )
         if on_run is not None:
             on_run(run)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from models.usage import AgentUsage, total_cost
@@ -129,3 +129,31 @@ class Result:
             provisional=self.provisional,
         )
         return data
+
+
+def known_fields(cls: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The items of `data` that are fields of dataclass `cls` (a record written by another version may hold more)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def result_from_dict(data: dict[str, Any]) -> Result:
+    """`teams.result.Result` from its `to_dict()` (as a record stores it)."""
+    d = known_fields(Result, data)
+    d["usage"] = {k: AgentUsage(**known_fields(AgentUsage, v)) for k, v in (data.get("usage") or {}).items() if isinstance(v, dict)}
+    d["trace"] = [TraceEntry(**known_fields(TraceEntry, t)) for t in data.get("trace") or [] if isinstance(t, dict)]
+    d["proposals"] = [Proposal(**known_fields(Proposal, p)) for p in data.get("proposals") or [] if isinstance(p, dict)]
+    d["attempts"] = [Attempt(**known_fields(Attempt, a)) for a in data.get("attempts") or [] if isinstance(a, dict)]
+    decision = data.get("decision")
+    if isinstance(decision, dict):
+        dd = known_fields(Decision, decision)
+        dd["groups"] = [VoteGroup(**known_fields(VoteGroup, g)) for g in decision.get("groups") or [] if isinstance(g, dict)]
+        d["decision"] = Decision(**dd)
+    d.setdefault("question", "")
+    d.setdefault("answer", "")
+    d.setdefault("raw_answer", None)
+    d.setdefault("approved", False)
+    d.setdefault("stop_reason", "error")
+    d.setdefault("stop_detail", "")
+    d.setdefault("duration_s", 0.0)
+    return Result(**d)

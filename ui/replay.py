@@ -21,7 +21,6 @@ import ast
 import json
 import os
 import re
-from dataclasses import fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ from loguru import logger
 from config.log import mask
 from config.settings import REPO_ROOT, Settings
 from evaluation.store import AnswerRecord, RunDirError, RunStore
-from models.usage import AgentUsage
 from teams import events as ev
-from teams.result import Attempt, Decision, Proposal, Result, TraceEntry, VoteGroup
+from teams.result import Decision, Result, VoteGroup, result_from_dict
+from teams.result import known_fields as _known
 from ui.render import RunView, format_duration, md_escape
 
 RUNS_ACTION, RUN_ACTION, QUESTION_ACTION = "replay_runs", "replay_run", "replay_question"
@@ -108,33 +107,6 @@ def run_dir_title(path: Path) -> str:
 
 
 # --- records back into events ----------------------------------------------------------------------------------
-def _known(cls: Any, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
-
-
-def result_from_dict(data: dict[str, Any]) -> Result:
-    """`teams.result.Result` from its `to_dict()` (as a record stores it)."""
-    d = _known(Result, data)
-    d["usage"] = {k: AgentUsage(**_known(AgentUsage, v)) for k, v in (data.get("usage") or {}).items() if isinstance(v, dict)}
-    d["trace"] = [TraceEntry(**_known(TraceEntry, t)) for t in data.get("trace") or [] if isinstance(t, dict)]
-    d["proposals"] = [Proposal(**_known(Proposal, p)) for p in data.get("proposals") or [] if isinstance(p, dict)]
-    d["attempts"] = [Attempt(**_known(Attempt, a)) for a in data.get("attempts") or [] if isinstance(a, dict)]
-    decision = data.get("decision")
-    if isinstance(decision, dict):
-        dd = _known(Decision, decision)
-        dd["groups"] = [VoteGroup(**_known(VoteGroup, g)) for g in decision.get("groups") or [] if isinstance(g, dict)]
-        d["decision"] = Decision(**dd)
-    d.setdefault("question", "")
-    d.setdefault("answer", "")
-    d.setdefault("raw_answer", None)
-    d.setdefault("approved", False)
-    d.setdefault("stop_reason", "error")
-    d.setdefault("stop_detail", "")
-    d.setdefault("duration_s", 0.0)
-    return Result(**d)
-
-
 _EVENTS: dict[str, Any] = {cls.__name__: cls for cls in (
     ev.RunStarted, ev.TurnStarted, ev.Token, ev.Thought, ev.ToolCall, ev.ToolResult, ev.CodeRun, ev.TurnEnded,
     ev.AnswerProposed, ev.RunFinished, ev.AttemptStarted, ev.InAttempt, ev.Escalating, ev.Decided)}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from config.settings import Settings
 from models.providers import is_configured, resolve_provider
 from models.spec import ModelSpec
+from teams.result import Result, result_from_dict
 from teams.schema import AttemptSpec, TeamConfig, agent_models
 
 Stage = Literal["vote", "first", "escalated"]
@@ -19,6 +21,40 @@ class PlannedAttempt:
     label: str
     stage: Stage
     cfg: TeamConfig
+
+    def fingerprint(self) -> str:
+        """What the attempt runs (its stage and its whole team config, models included): a finished attempt is
+        reused only by the same attempt, never after the team YAML, a model or a provider changed."""
+        text = f"{self.number}|{self.stage}|{self.label}|{self.cfg.model_dump_json()}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+# An attempt that ended like this is run again on a resume rather than reused: it was cut off or failed.
+NOT_REUSED = ("cancelled", "error")
+
+
+@dataclass
+class FinishedAttempt:
+    """An attempt that ended on its own, kept so that a question interrupted later (a cancelled batch, a crash)
+    does not pay for it twice: its result and its evidence (the tool results the adjudicator is shown)."""
+
+    number: int
+    fingerprint: str
+    result: Result
+    evidence: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "fingerprint": self.fingerprint, "result": self.result.to_dict(),
+                "evidence": list(self.evidence)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinishedAttempt:
+        """Raises ValueError (or TypeError) for a line that is not one."""
+        number, fingerprint, result = data["number"], data["fingerprint"], data["result"]
+        if not isinstance(number, int) or not isinstance(fingerprint, str) or not isinstance(result, dict):
+            raise ValueError("not a finished attempt")
+        evidence = [str(t) for t in data.get("evidence") or []]
+        return cls(number, fingerprint, result_from_dict(result), evidence)
 
 
 def pick_provider(choice: str | list[str] | None, settings: Settings) -> str | None:

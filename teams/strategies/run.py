@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from autogen_core.models import ChatCompletionClient
@@ -24,7 +24,7 @@ from autogen_core.models import ChatCompletionClient
 from common.text import one_line
 from config.settings import Settings
 from models.providers import build_client, prepare_models
-from models.usage import UsageLedger, total_cost, unknown_prices
+from models.usage import AgentUsage, UsageLedger, total_cost, unknown_prices
 from teams import events as ev
 from teams.result import Attempt, Decision, Proposal, Result, StopReason, TraceEntry, VoteGroup
 from teams.run_setup import ClientFactory as ClientFactory  # re-exported, as before the move
@@ -32,7 +32,7 @@ from teams.run_setup import Question, RunSetup
 from teams.runner import Run
 from teams.schema import TeamConfig
 from teams.strategies.adjudicate import Ruling, adjudicate
-from teams.strategies.attempts import PlannedAttempt, plan_attempts
+from teams.strategies.attempts import NOT_REUSED, FinishedAttempt, PlannedAttempt, plan_attempts
 from teams.strategies.grouping import group_answers, majority
 
 VOTE_SHARE = 0.9  # of the question's time, for a vote's attempts (the rest: the adjudicator)
@@ -41,10 +41,12 @@ ADJUDICATOR_MIN_S = 5.0
 
 
 class LedgerView:
-    """The usage of every attempt and the adjudicator, summed (what the batch shows while a question runs)."""
+    """The usage of every attempt and the adjudicator, summed (what the batch shows while a question runs).
+    `reused`: what the attempts reused from an earlier session spent then (it counts towards a budget)."""
 
     def __init__(self) -> None:
         self.ledgers: list[UsageLedger] = []
+        self.reused: list[AgentUsage] = []
 
     @property
     def records(self) -> list[Any]:
@@ -52,19 +54,19 @@ class LedgerView:
 
     @property
     def prompt_tokens(self) -> int:
-        return sum(ledger.prompt_tokens for ledger in self.ledgers)
+        return sum(ledger.prompt_tokens for ledger in self.ledgers) + sum(u.prompt_tokens for u in self.reused)
 
     @property
     def completion_tokens(self) -> int:
-        return sum(ledger.completion_tokens for ledger in self.ledgers)
+        return sum(ledger.completion_tokens for ledger in self.ledgers) + sum(u.completion_tokens for u in self.reused)
 
     @property
     def calls(self) -> int:
-        return sum(ledger.calls for ledger in self.ledgers)
+        return sum(ledger.calls for ledger in self.ledgers) + sum(u.calls for u in self.reused)
 
     @property
     def cost_usd(self) -> float | None:
-        return total_cost(self.records)
+        return total_cost([*self.records, *self.reused])
 
     def unknown_prices(self) -> list[str]:
         return unknown_prices(self.records)
@@ -94,7 +96,12 @@ class StrategyRun(RunSetup):
         max_turns: int | None = None,
         run_id: str | None = None,
         allow_loopback: bool = False,
+        finished: Mapping[int, FinishedAttempt] | None = None,
+        on_attempt: Callable[[FinishedAttempt], None] | None = None,
     ) -> None:
+        """`finished`: attempts of this question that ended in an earlier session (by number); one whose
+        fingerprint still matches is reused, not run. `on_attempt` hears of each attempt that ends on its own
+        (to keep it for such a resume)."""
         if team.strategy.kind == "single":
             raise ValueError(f"team {team.name!r} has strategy 'single': run it with teams.runner.Run")
         super().__init__(question, team, settings=settings, client_factory=client_factory, timeout_s=timeout_s,
@@ -104,6 +111,9 @@ class StrategyRun(RunSetup):
         self.adjudicator_ledger = UsageLedger()
         self.ledger.ledgers.append(self.adjudicator_ledger)
         self.runs: dict[int, Run] = {}
+        self._finished = dict(finished or {})
+        self._on_attempt = on_attempt
+        self.reused: dict[int, Result] = {}  # attempt number -> its result from an earlier session
         self._stopped: tuple[StopReason, str] | None = None
 
     # --- control -------------------------------------------------------------------------------------
@@ -161,6 +171,14 @@ class StrategyRun(RunSetup):
         for p in planned:
             if self._stopped is not None:
                 break
+            if (kept := self._reusable(p)) is not None:
+                self.reused[p.number] = kept.result
+                self.ledger.reused.extend(kept.result.usage.values())
+                evidence[p.number] = list(kept.evidence)
+                self._log.info("attempt {} reused from an earlier session: answer={!r}", p.number, kept.result.answer)
+                yield ev.AttemptStarted(p.number, p.label, p.cfg.name, p.stage)
+                yield ev.InAttempt(p.number, ev.RunFinished(kept.result))
+                continue
             timeout = max(1.0, min(p.cfg.termination.timeout_seconds, budget_s))
             run = Run(self.question, p.cfg, settings=self.settings, client_factory=self._client_factory,
                       timeout_s=timeout, max_turns=self.max_turns, run_id=f"{self.run_id}.{p.number}",
@@ -169,10 +187,11 @@ class StrategyRun(RunSetup):
             self.ledger.ledgers.append(run.ledger)
             yield ev.AttemptStarted(p.number, p.label, p.cfg.name, p.stage)
 
-            async def pump(number: int = p.number, run: Run = run) -> None:
+            async def pump(number: int = p.number, run: Run = run, planned_attempt: PlannedAttempt = p) -> None:
                 try:
                     async for event in run.events():
                         await queue.put((number, event))
+                    self._keep(planned_attempt, run)
                 finally:
                     await queue.put((number, None))
 
@@ -194,9 +213,26 @@ class StrategyRun(RunSetup):
             await asyncio.gather(*tasks, return_exceptions=True)
         for p in planned:
             ran = self.runs.get(p.number)
+            result = ran.result if ran is not None else self.reused.get(p.number)
+            if result is not None:
+                attempts.append(_attempt_record(p, result))
             if ran is not None and ran.result is not None:
-                attempts.append(_attempt_record(p, ran.result))
                 evidence[p.number] = list(ran.transcript.evidence)
+
+    def _reusable(self, p: PlannedAttempt) -> FinishedAttempt | None:
+        kept = self._finished.get(p.number)
+        if kept is None or kept.fingerprint != p.fingerprint() or kept.result.stop_reason in NOT_REUSED:
+            return None
+        return kept
+
+    def _keep(self, p: PlannedAttempt, run: Run) -> None:
+        """Hand an attempt that ended on its own to `on_attempt`; a failing keeper never fails the question."""
+        if self._on_attempt is None or run.result is None or run.result.stop_reason in NOT_REUSED:
+            return
+        try:
+            self._on_attempt(FinishedAttempt(p.number, p.fingerprint(), run.result, list(run.transcript.evidence)))
+        except Exception as exc:
+            self._log.warning("attempt {} could not be kept for a resume: {}", p.number, one_line(str(exc)))
 
     # --- vote ----------------------------------------------------------------------------------------
     async def _vote(self, attempts: list[Attempt], evidence: dict[int, list[str]], deadline: float) -> AsyncIterator[Any]:
@@ -329,10 +365,8 @@ class StrategyRun(RunSetup):
     def _result(self, attempts: list[Attempt], decision: Decision, answer: str, approved: bool, stop: Any,
                 detail: str, duration: float) -> Result:
         usage, models, trace, proposals = {}, {}, [], []
-        for number, run in sorted(self.runs.items()):
-            r = run.result
-            if r is None:
-                continue
+        results = {n: run.result for n, run in self.runs.items() if run.result is not None} | self.reused
+        for number, r in sorted(results.items()):
             usage.update({f"{number}.{agent}": u for agent, u in r.usage.items()})
             models.update({f"{number}.{agent}": m for agent, m in r.models.items()})
             trace += [TraceEntry(f"{number}.{t.source}", t.kind, t.content) for t in r.trace]
