@@ -309,8 +309,6 @@ class SafeTool(FunctionTool):
         self, args: Mapping[str, Any], cancellation_token: CancellationToken, call_id: str | None
     ) -> str:
         started = time.monotonic()
-        if self.loop_guard is not None:
-            self.loop_guard.ran(self.agent)
         shown = one_line(json.dumps(dict(args), ensure_ascii=False, default=str), 160)
         error: str | None = None
         try:
@@ -337,6 +335,8 @@ class SafeTool(FunctionTool):
             text = f"Error: {error}"
             logger.info("tool {} {} -> error in {:.2f}s: {}", self.name, shown, elapsed, text)
             raise ToolFailed(text)
+        if self.loop_guard is not None:
+            self.loop_guard.ran(self.agent)  # a call that ran breaks a streak of repeats
         logger.info("tool {} {} -> {} chars in {:.2f}s", self.name, shown, len(text), elapsed)
         logger.debug("tool {} output: {}", self.name, text)
         return text
