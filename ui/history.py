@@ -9,6 +9,10 @@
 - **Where**: SQLite in `history.sqlite3` (in the cache dir, or the persistent dir of ui/persistence.py), through
   aiosqlite; or PostgreSQL through asyncpg when `DATABASE_URL` is set. Chainlit creates no tables: `ensure_schema`
   creates them (idempotent, both dialects) before the first query.
+- **Files**: an element (an uploaded attachment, a chart) is kept by ui/file_store.py in `history-files/` beside
+  `history.sqlite3`'s place (the persistent dir in disk mode, else the cache dir; so also with PostgreSQL) and
+  served through signed, expiring URLs (not pushed in hub mode: see ui/persistence.py); Chainlit's
+  `delete_thread` deletes a thread's files with it (one `delete_file` per stored element).
 - **Resume**: Chainlit sends the stored steps to the browser itself; `resume` restores the session's choices from
   the thread's saved chat settings and sends the settings panel, so a new question in a resumed thread runs.
 
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
+from chainlit.data.storage_clients.base import BaseStorageClient
 from chainlit.step import StepDict
 from chainlit.user import User
 from loguru import logger
@@ -34,11 +39,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from config.settings import Settings
-from ui import auth, persistence
+from ui import auth, file_store, persistence
 
 LOCAL_USER = "local"
 LOCAL_PROVIDER = "local"
 AUTH_SECRET_FILENAME = "chainlit-auth-secret"
+FILES_DIRNAME = "history-files"
 
 STORED_NOTE = ("🗂️ **Conversations are stored** ({where}): reopen any of them from the list of past chats, "
                "also after a restart.")
@@ -125,16 +131,17 @@ def schema(dialect: str) -> list[str]:
 
 
 class HistoryDataLayer(SQLAlchemyDataLayer):
-    """Chainlit's SQLAlchemy data layer that creates its tables before its first query."""
+    """Chainlit's SQLAlchemy data layer that creates its tables before its first query; with a storage
+    provider it also keeps the threads' files."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, storage_provider: BaseStorageClient | None = None) -> None:
         dialect = make_url(url).get_backend_name()
         connect_args: dict[str, Any] = {"timeout": 30} if dialect == "sqlite" else {}
         if dialect == "sqlite":
             database = make_url(url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-        super().__init__(conninfo=url, connect_args=connect_args)
+        super().__init__(conninfo=url, connect_args=connect_args, storage_provider=storage_provider)
         self.dialect = dialect
         self._schema_ready = False
         self._schema_lock: asyncio.Lock | None = None
@@ -207,6 +214,13 @@ class HistoryDataLayer(SQLAlchemyDataLayer):
                         step[key] = bool(row[key]) if key != "indent" else row[key]
         return threads
 
+    async def get_element(self, thread_id: str, element_id: str) -> Any:
+        """Chainlit returns the URL stored at upload, long expired by the time an element's page is opened."""
+        element = await super().get_element(thread_id, element_id)
+        if element and self.storage_provider is not None and element.get("objectKey"):
+            element["url"] = await self.storage_provider.get_read_url(str(element["objectKey"]))
+        return element
+
     async def close(self) -> None:
         await self.flush()  # Chainlit closes the data layer at shutdown: the last writes first
         await self.engine.dispose()
@@ -218,6 +232,7 @@ class History:
     decision: Decision
     url: str | None = None
     where: str = ""  # for the UI: the kind of database, never a path or a host
+    files: BaseStorageClient | None = None  # where the threads' files are kept (ui/file_store.py)
 
     @property
     def stored(self) -> bool:
@@ -228,7 +243,7 @@ class History:
         return STORED_NOTE.format(where=self.where) if self.stored else NOT_STORED_NOTE
 
     def data_layer(self) -> HistoryDataLayer | None:
-        return HistoryDataLayer(self.url) if self.stored and self.url else None
+        return HistoryDataLayer(self.url, storage_provider=self.files) if self.stored and self.url else None
 
 
 _current: History | None = None
@@ -280,6 +295,8 @@ def install(settings: Settings) -> History:
             if not os.environ.get("CHAINLIT_AUTH_SECRET"):
                 os.environ["CHAINLIT_AUTH_SECRET"] = local_auth_secret(settings.cache_dir)
             cl.header_auth_callback(local_login)
+        # beside the SQLite file's place (a persistent dir keeps both), whichever database holds the rows
+        history.files = file_store.install(persist.history_db.parent / FILES_DIRNAME)
         cl.on_chat_resume(resume)
         logger.info("history: conversations are stored in {} ({})", describe_url(history.url), decision.reason)
     else:
