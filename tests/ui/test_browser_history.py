@@ -45,13 +45,19 @@ def _stack(root: Path, **extra: str) -> tuple[ChainlitApp, ScriptedLLM]:
     return ChainlitApp(env, root), llm
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def stored(request: pytest.FixtureRequest, browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stored_env(backend: str) -> dict[str, str]:
+    """History on, in SQLite or in a database of the shared throwaway PostgreSQL server."""
     extra = {"ROUNDTABLE_HISTORY": "on"}
-    if request.param == "postgresql":
+    if backend == "postgresql":
         if reason := postgres.missing():
             skip_or_fail(reason)
         extra["DATABASE_URL"] = postgres.shared_server().new_database()
+    return extra
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stored(request: pytest.FixtureRequest, browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    extra = stored_env(request.param)
     root = tmp_path_factory.mktemp(f"ui-history-{request.param}")
     app, llm = _stack(root, **extra)
     try:

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_system, skip_or_fail
-from tests.fakes import postgres
+from tests.conftest import require_system
 from tests.fakes.scripted_llm import ScriptedLLM
 from tests.ui import scenarios as sc
-from tests.ui.harness import ChainlitApp, app_env, ask, final_answers, open_chat, wait_for
-from tests.ui.test_browser_history import open_thread, threads
+from tests.ui.harness import ChainlitApp, ask, final_answers, open_chat, wait_for
+from tests.ui.test_browser_history import _stack, open_thread, stored_env, threads
 
 try:
     from playwright.sync_api import expect
@@ -54,14 +53,8 @@ class Stack:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def stored(request: pytest.FixtureRequest, browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    extra = {"ROUNDTABLE_HISTORY": "on"}
-    if request.param == "postgresql":
-        if reason := postgres.missing():
-            skip_or_fail(reason)
-        extra["DATABASE_URL"] = postgres.shared_server().new_database()
     root = tmp_path_factory.mktemp(f"ui-history-files-{request.param}")
-    llm = sc.build(root / "ticks.txt").server(token_delay=0.001)
-    app = ChainlitApp(app_env(root, llm, SANDBOX_BACKEND="subprocess", **extra), root)
+    app, llm = _stack(root, **stored_env(request.param))
     try:
         app.start()
         yield Stack(app, llm, root)

@@ -81,16 +81,21 @@ def url_of(store: LocalFileStore, object_key: str) -> str:
     return asyncio.run(store.get_read_url(object_key))
 
 
+def served(store: LocalFileStore, client: TestClient, name: str, data: bytes, mime: str) -> Any:
+    """Upload `data` as `name`, fetch it through a fresh signed link: the response (the same bytes, 200)."""
+    k = key(name)
+    upload(store, k, data, mime=mime)
+    r = client.get(url_of(store, k))
+    assert r.status_code == 200 and r.content == data
+    return r
+
+
 def files_under(path: Path) -> set[Path]:
     return {p for p in path.rglob("*") if p.is_file()}
 
 
 def test_an_uploaded_file_comes_back_byte_for_byte_through_its_signed_link(store: LocalFileStore, client: TestClient) -> None:
-    k = key("sales.csv")
-    upload(store, k, CSV)
-    r = client.get(url_of(store, k))
-    assert r.status_code == 200
-    assert r.content == CSV
+    r = served(store, client, "sales.csv", CSV, "text/csv")
     assert r.headers["content-type"] == "application/octet-stream"
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["content-security-policy"] == "default-src 'none'; sandbox"
@@ -169,20 +174,14 @@ def test_a_hostile_name_stays_inside_the_root_and_makes_a_safe_header(store: Loc
 ])
 def test_a_page_or_an_svg_is_never_served_inline_or_as_html(store: LocalFileStore, client: TestClient, data: bytes,
                                                             mime: str) -> None:
-    k = key("chart.svg" if "svg" in mime else "page.html")
-    upload(store, k, data, mime=mime)
-    r = client.get(url_of(store, k))
-    assert r.status_code == 200 and r.content == data
+    r = served(store, client, "chart.svg" if "svg" in mime else "page.html", data, mime)
     assert r.headers["content-type"] == "application/octet-stream"
     assert r.headers["content-disposition"].startswith("attachment;")
     assert r.headers["content-security-policy"] == "default-src 'none'; sandbox"
 
 
 def test_a_raster_image_is_served_inline_as_its_type_so_the_chat_shows_it(store: LocalFileStore, client: TestClient) -> None:
-    k = key("chart.png")
-    upload(store, k, PNG, mime="image/png")
-    r = client.get(url_of(store, k))
-    assert r.status_code == 200 and r.content == PNG
+    r = served(store, client, "chart.png", PNG, "image/png")
     assert r.headers["content-type"] == "image/png"
     assert r.headers["content-disposition"].startswith("inline;")
     assert r.headers["x-content-type-options"] == "nosniff"
