@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from evaluation import checkpoints
 from evaluation.api import TaskItem
@@ -59,19 +62,35 @@ async def interrupted(run_dir: Path, settings: Any) -> None:
     await asyncio.wait_for(running, 60)
 
 
-async def test_a_resumed_vote_runs_only_the_attempt_that_had_not_ended(llm_server, tmp_path: Path) -> None:
+@dataclass
+class Interrupted:
+    voters: SlowThird
+    settings: Any
+    run_dir: Path
+
+    async def resume(self) -> list[Any]:
+        """Let attempt 3 answer and resume the batch, counting the model calls from here on."""
+        self.voters.release.set()
+        self.voters.calls.clear()
+        return await BatchRun("vote", self.run_dir, settings=self.settings).run([TASK])
+
+
+@pytest.fixture
+async def stopped(llm_server, tmp_path: Path) -> Interrupted:
+    """A vote cancelled once attempts 1 and 2 are kept."""
     voters = SlowThird()
-    server = llm_server(voters.script())
-    settings = settings_for(server, LLM_MAX_RETRIES=0)
-    run_dir = tmp_path / "run"
-    await interrupted(run_dir, settings)
+    settings = settings_for(llm_server(voters.script()), LLM_MAX_RETRIES=0)
+    await interrupted(tmp_path / "run", settings)
+    return Interrupted(voters, settings, tmp_path / "run")
+
+
+async def test_a_resumed_vote_runs_only_the_attempt_that_had_not_ended(stopped: Interrupted) -> None:
+    voters, run_dir = stopped.voters, stopped.run_dir
     first = answers_lines(run_dir)[TASK.task_id]
     assert first["state"] == "failed" and first["error"] == "cancelled before it finished"
     assert voters.calls.count(1) == voters.calls.count(2) == 1
 
-    voters.release.set()
-    voters.calls.clear()
-    statuses = await BatchRun("vote", run_dir, settings=settings).run([TASK])
+    statuses = await stopped.resume()
     assert [s.state for s in statuses] == ["done"] and statuses[0].answer == "17"
     assert voters.calls == [3]  # attempts 1 and 2 were not asked again
     line = answers_lines(run_dir)[TASK.task_id]
@@ -82,20 +101,14 @@ async def test_a_resumed_vote_runs_only_the_attempt_that_had_not_ended(llm_serve
     assert not checkpoints.checkpoint_path(run_dir, TASK.task_id).exists()  # gone once the answer is written
 
 
-async def test_kept_attempts_of_another_team_config_run_again(llm_server, tmp_path: Path) -> None:
-    voters = SlowThird()
-    server = llm_server(voters.script())
-    settings = settings_for(server, LLM_MAX_RETRIES=0)
-    run_dir = tmp_path / "run"
-    await interrupted(run_dir, settings)
+async def test_kept_attempts_of_another_team_config_run_again(stopped: Interrupted) -> None:
+    run_dir = stopped.run_dir
     path = checkpoints.checkpoint_path(run_dir, TASK.task_id)
     lines = kept_lines(run_dir)
     lines[0]["fingerprint"] = "another-config"  # what a changed YAML, model or provider gives
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n" + '{"number": 2, "fingerpr')  # torn tail
 
-    voters.release.set()
-    voters.calls.clear()
-    statuses = await BatchRun("vote", run_dir, settings=settings).run([TASK])
+    statuses = await stopped.resume()
     assert statuses[0].state == "done"
     kept = next(line["number"] for line in lines if line["fingerprint"] != "another-config")
-    assert sorted(voters.calls) == sorted({1, 2, 3} - {kept})  # the mismatched one ran again; the torn line was skipped
+    assert sorted(stopped.voters.calls) == sorted({1, 2, 3} - {kept})  # the mismatched one ran again; the torn line was skipped
