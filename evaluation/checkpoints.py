@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from loguru import logger
 
 from config.log import mask
+from evaluation.store import append_line
 from teams.strategies.attempts import FinishedAttempt
 
 DIRNAME = "attempts"
@@ -35,11 +35,7 @@ def checkpoint_path(run_dir: Path, task_id: str) -> Path:
 def keep(run_dir: Path, task_id: str, attempt: FinishedAttempt) -> None:
     path = checkpoint_path(run_dir, task_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = mask(json.dumps(attempt.to_dict(), ensure_ascii=False, default=str))
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_line(path, mask(json.dumps(attempt.to_dict(), ensure_ascii=False, default=str)))
 
 
 def finished(run_dir: Path, task_id: str) -> dict[int, FinishedAttempt]:

@@ -270,14 +270,7 @@ class RunStore:
     # --- answers -------------------------------------------------------------------------------------
     def append(self, record: AnswerRecord) -> None:
         """One line, flushed and fsynced before returning: the answer survives a crash from here on."""
-        line = mask(json.dumps(asdict(record), ensure_ascii=False, default=str))
-        path = self.path / ANSWERS_JSONL
-        with open(path, "a", encoding="utf-8") as fh:
-            if _ends_without_newline(path):
-                fh.write("\n")  # a torn line from a killed process stays separate (and skipped)
-            fh.write(line + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_line(self.path / ANSWERS_JSONL, mask(json.dumps(asdict(record), ensure_ascii=False, default=str)))
 
     def records(self) -> dict[str, AnswerRecord]:
         """The last record of each task (torn or foreign lines are skipped, with a warning)."""
@@ -335,6 +328,16 @@ class RunStore:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one JSONL line, flushed and fsynced before returning."""
+    with open(path, "a", encoding="utf-8") as fh:
+        if _ends_without_newline(path):
+            fh.write("\n")  # a torn line from a killed process stays separate (and skipped)
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _ends_without_newline(path: Path) -> bool:

@@ -16,6 +16,8 @@ import pytest
 from evaluation import checkpoints
 from evaluation.api import TaskItem
 from evaluation.batch import BatchRun
+from teams.result import Result
+from teams.strategies.attempts import FinishedAttempt
 from tests.conftest import settings_for
 from tests.evaluation.helpers import invented_questions
 from tests.evaluation.test_strategy_records import answers_lines, attempt_of
@@ -112,3 +114,15 @@ async def test_kept_attempts_of_another_team_config_run_again(stopped: Interrupt
     assert statuses[0].state == "done"
     kept = next(line["number"] for line in lines if line["fingerprint"] != "another-config")
     assert sorted(stopped.voters.calls) == sorted({1, 2, 3} - {kept})  # the mismatched one ran again; the torn line was skipped
+
+
+def test_an_attempt_kept_after_a_torn_line_is_still_read(tmp_path: Path) -> None:
+    """A process killed while writing leaves a cut-off last line; what the next session keeps must not join it."""
+    path = checkpoints.checkpoint_path(tmp_path, TASK.task_id)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"number": 1, "fingerpr')
+    result = Result(question=TASK.question, answer="17", raw_answer="17", approved=True, stop_reason="approved",
+                    stop_detail="", duration_s=1.0)
+    checkpoints.keep(tmp_path, TASK.task_id, FinishedAttempt(2, "f" * 32, result, ["17 kites"]))
+    kept = checkpoints.finished(tmp_path, TASK.task_id)
+    assert list(kept) == [2] and kept[2].result.answer == "17" and kept[2].evidence == ["17 kites"]
